@@ -1,0 +1,1 @@
+"""keeptrash: a DVC experiment repo that trains a photo keep/trash classifier."""

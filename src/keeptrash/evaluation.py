@@ -1,0 +1,69 @@
+"""Test-split metrics of a trained model: what the benchmark stage reports."""
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from keeptrash.labelling import KEEP, TRASH
+
+CLASS_NAMES = {KEEP: "keep", TRASH: "trash"}
+# Fewer ranked pairs than this make a rank correlation noise, so it is reported as null.
+MIN_ROWS_FOR_SPEARMAN = 5
+SCORE_NAMES = {"ava": "ava_mean_score", "own": "own_rating"}
+
+
+def _roc_auc(labels: pd.Series, probabilities: np.ndarray) -> float:
+    return float(roc_auc_score(labels, probabilities)) if labels.nunique() == 2 else np.nan
+
+
+def _spearman(probabilities: np.ndarray, scores: pd.Series) -> float:
+    rated = scores.notna().to_numpy()
+    if rated.sum() < MIN_ROWS_FOR_SPEARMAN:
+        return np.nan
+    return float(spearmanr(probabilities[rated], scores[rated]).statistic)
+
+
+def classification_metrics(labels: pd.Series, probabilities: np.ndarray, threshold: float) -> dict:
+    predicted = (probabilities >= threshold).astype(int)
+    return {
+        "rows": int(len(labels)),
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "balanced_accuracy": round(float(balanced_accuracy_score(labels, predicted)), 4),
+        "roc_auc": round(_roc_auc(labels, probabilities), 4),
+    }
+
+
+def benchmark_metrics(test: pd.DataFrame, probabilities: np.ndarray, train_labels: pd.Series, threshold: float) -> dict:
+    """test has label, source and score (AVA mean score or own rating) per row."""
+    labels = test["label"]
+    predicted = (probabilities >= threshold).astype(int)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[KEEP, TRASH], zero_division=0)
+    majority = int(train_labels.mode().iloc[0])
+    per_class = {
+        CLASS_NAMES[label]: {
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate([KEEP, TRASH])
+    }
+    per_source = {}
+    for source, rows in test.groupby("source"):
+        selected = np.flatnonzero((test["source"] == source).to_numpy())
+        per_source[source] = classification_metrics(rows["label"], probabilities[selected], threshold)
+        per_source[source][f"spearman_vs_{SCORE_NAMES[source]}"] = round(_spearman(probabilities[selected], rows["score"]), 4)
+    return {
+        **classification_metrics(labels, probabilities, threshold),
+        "decision_threshold": threshold,
+        "majority_class": CLASS_NAMES[majority],
+        "majority_baseline_accuracy": round(float((labels == majority).mean()), 4),
+        "per_class": per_class,
+        "per_source": per_source,
+    }

@@ -1,0 +1,1 @@
+"""Per-image features: a pretrained CNN embedding plus photographic image statistics."""

@@ -1,0 +1,54 @@
+"""Writing stage outputs: atomically, so an interrupted stage never leaves a half-written file."""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from keeptrash.errors import KeeptrashError
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON; metrics that cannot be computed (one class only, too few rows) are null."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(temp_path), then rename the finished file over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temp_name))
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise KeeptrashError(f"{path}: cannot write ({error.strerror}); free disk space or fix permissions") from None
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    text = json.dumps(_json_safe(value), indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda temp: table.to_parquet(temp, index=False))
+
+
+def read_table(path: Path, produced_by: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise KeeptrashError(f"{path}: not found; run the '{produced_by}' stage first (dvc repro)")
+    return pd.read_parquet(path)

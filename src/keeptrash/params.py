@@ -1,0 +1,194 @@
+"""Read params.yaml into typed, validated settings.
+
+Every stage loads and checks the whole file before it does any work, so a bad value fails the
+first stage that runs, with one line naming the param, instead of part-way through a pipeline.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keeptrash.errors import KeeptrashError
+
+PARAMS_FILE = Path("params.yaml")
+# CatBoost's symmetric trees support depths 1..16.
+CATBOOST_MAX_DEPTH = 16
+CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
+
+
+@dataclass(frozen=True)
+class MetadataParams:
+    votes_files: tuple[str, ...]
+    tags_file: str
+    challenges_file: str
+    official_train_list: str
+    official_test_list: str
+
+
+@dataclass(frozen=True)
+class LabelsParams:
+    threshold: float
+    margin: float
+    max_ava: int
+    ava_pool: str
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    own_dir: str
+    rated_own_csv: str
+    rated_own_threshold: float
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    source: str
+    folder: str
+    max_image_pixels: int
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    backbone: str
+    image_size: int
+    batch_size: int
+    device: str
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    iterations: int
+    depth: int
+    learning_rate: float
+    l2_leaf_reg: float
+    early_stopping_rounds: int
+    class_weights: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Params:
+    metadata: MetadataParams
+    labels: LabelsParams
+    download: DownloadParams
+    features: FeaturesParams
+    train: TrainParams
+
+
+class _Section:
+    """Typed access to one section of params.yaml that names `section.key` in every error."""
+
+    def __init__(self, raw: dict[str, Any], section: str, source: Path):
+        value = raw.get(section)
+        if not isinstance(value, dict):
+            raise KeeptrashError(f"{source}: section '{section}' is missing or not a mapping; see params.yaml in the repo")
+        self.values, self.section, self.source = value, section, source
+
+    def _fail(self, key: str, expected: str) -> KeeptrashError:
+        got = self.values.get(key, "<missing>")
+        return KeeptrashError(f"{self.source}: {self.section}.{key} must be {expected}, got {got!r}")
+
+    def _get(self, key: str, expected: str) -> Any:
+        if key not in self.values:
+            raise self._fail(key, expected)
+        return self.values[key]
+
+    def number(self, key: str, low: float, high: float) -> float:
+        value = self._get(key, f"a number from {low} to {high}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise self._fail(key, f"a number from {low} to {high}")
+        return float(value)
+
+    def integer(self, key: str, low: int, high: int | None = None) -> int:
+        expected = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
+        value = self._get(key, expected)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise self._fail(key, expected)
+        return value
+
+    def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+        expected = f"one of {', '.join(choices)}" if choices else "a string"
+        value = self._get(key, expected)
+        if not isinstance(value, str) or (choices is not None and value not in choices):
+            raise self._fail(key, expected)
+        return value
+
+    def text_list(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, "a non-empty list of paths")
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, "a non-empty list of paths")
+        return tuple(value)
+
+
+def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
+    if not isinstance(raw, dict):
+        raise KeeptrashError(f"{source}: expected a mapping of sections (metadata, labels, ...); see params.yaml in the repo")
+    metadata = _Section(raw, "metadata", source)
+    labels = _Section(raw, "labels", source)
+    download = _Section(raw, "download", source)
+    features = _Section(raw, "features", source)
+    train = _Section(raw, "train", source)
+    val_fraction = labels.number("val_fraction", 0.0, 0.9)
+    test_fraction = labels.number("test_fraction", 0.0, 0.9)
+    if val_fraction + test_fraction >= 1.0:
+        raise KeeptrashError(
+            f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
+            f"got {val_fraction} + {test_fraction}"
+        )
+    from keeptrash.features.backbones import BACKBONES  # heavy imports stay out of the params module
+    from keeptrash.sources import SOURCE_NAMES
+
+    return Params(
+        metadata=MetadataParams(
+            votes_files=metadata.text_list("votes_files"),
+            tags_file=metadata.text("tags_file"),
+            challenges_file=metadata.text("challenges_file"),
+            official_train_list=metadata.text("official_train_list"),
+            official_test_list=metadata.text("official_test_list"),
+        ),
+        labels=LabelsParams(
+            threshold=labels.number("threshold", 1.0, 10.0),
+            margin=labels.number("margin", 0.0, 4.5),
+            max_ava=labels.integer("max_ava", 0),
+            ava_pool=labels.text("ava_pool"),
+            seed=labels.integer("seed", 0),
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            own_dir=labels.text("own_dir"),
+            rated_own_csv=labels.text("rated_own_csv"),
+            rated_own_threshold=labels.number("rated_own_threshold", 0.0, 100.0),
+        ),
+        download=DownloadParams(
+            source=download.text("source", SOURCE_NAMES),
+            folder=download.text("folder"),
+            max_image_pixels=download.integer("max_image_pixels", 1),
+        ),
+        features=FeaturesParams(
+            backbone=features.text("backbone", tuple(BACKBONES)),
+            image_size=features.integer("image_size", 32, 1024),
+            batch_size=features.integer("batch_size", 1, 4096),
+            device=features.text("device", ("auto", "cpu", "cuda")),
+        ),
+        train=TrainParams(
+            iterations=train.integer("iterations", 1),
+            depth=train.integer("depth", 1, CATBOOST_MAX_DEPTH),
+            learning_rate=train.number("learning_rate", 1e-6, 1.0),
+            l2_leaf_reg=train.number("l2_leaf_reg", 0.0, 1e6),
+            early_stopping_rounds=train.integer("early_stopping_rounds", 0),
+            class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
+            seed=train.integer("seed", 0),
+        ),
+    )
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KeeptrashError(f"{path}: not found; run the stage from the repository root") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise KeeptrashError(f"{path}:{where} is not valid YAML; fix the syntax") from None
+    return parse_params(raw, path)

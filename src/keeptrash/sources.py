@@ -1,0 +1,51 @@
+"""Where AVA pixels come from: one ImageSource per `download.source` value.
+
+A source turns AVA image ids into local files. Sources that fetch over the network or unpack
+archives (archives, mega, torrent, http) implement the same method and write into the download
+folder; the download stage then verifies every file the same way whatever its source.
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from tqdm import tqdm
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.params import DownloadParams
+
+# Photos shipped in the repo so that the default pipeline runs offline from a fresh clone.
+SAMPLE_AVA_FOLDER = Path("data/sample/ava/images")
+
+
+class ImageSource(Protocol):
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        """Make each image available locally; return the path of every one that is (absent ids are missing)."""
+
+
+class FolderSource:
+    """Already-extracted AVA images named `<id>.jpg` in one folder: nothing is copied."""
+
+    def __init__(self, folder: Path):
+        if not folder.is_dir():
+            raise KeeptrashError(f"{folder}: folder of AVA images not found (download.folder); point it at the extracted <id>.jpg files")
+        self.folder = folder
+
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        found = {}
+        for image_id in tqdm(image_ids, desc=f"looking up AVA images in {self.folder}", unit="img", disable=None):
+            path = self.folder / f"{image_id}.jpg"
+            if path.is_file():
+                found[image_id] = path
+        return found
+
+
+_SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
+    "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
+    "folder": lambda params: FolderSource(Path(params.folder)),
+}
+SOURCE_NAMES = tuple(_SOURCES)
+
+
+def open_source(params: DownloadParams) -> ImageSource:
+    return _SOURCES[params.source](params)

@@ -1,0 +1,35 @@
+"""Stage 4: CNN embeddings and image statistics for every verified photo, from the cache where possible."""
+
+import time
+
+from keeptrash import paths
+from keeptrash.errors import exits_cleanly
+from keeptrash.features.extract import cache_namespace, feature_table
+from keeptrash.features.store import FeatureStore, default_cache_root
+from keeptrash.images import OK
+from keeptrash.io import read_table, write_json, write_table
+from keeptrash.params import load_params
+
+
+@exits_cleanly
+def main() -> None:
+    params = load_params().features
+    manifest = read_table(paths.MANIFEST, "download")
+    usable = manifest[manifest["status"] == OK]
+    store = FeatureStore(default_cache_root(), cache_namespace(params))
+    started = time.perf_counter()
+    table, extracted = feature_table(usable, params, store)
+    seconds = time.perf_counter() - started
+    write_table(paths.FEATURES, table)
+    write_json(
+        paths.FEATURES_METRICS,
+        {"images": len(table), "backbone": params.backbone, "columns": table.shape[1] - 1},
+    )
+    print(
+        f"features: {len(table)} photos ({extracted} extracted, {len(table) - extracted} from the cache "
+        f"{store.folder}) in {seconds:.1f} s -> {paths.FEATURES}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Stage 5: fit CatBoost on the train split, log learning curves, report accuracy per split and the gap."""
+
+from dvclive import Live
+
+from keeptrash import paths
+from keeptrash.errors import exits_cleanly
+from keeptrash.features.extract import PREPROCESSING_VERSION
+from keeptrash.io import atomic_write, read_table, write_json
+from keeptrash.params import load_params
+from keeptrash.training import DECISION_THRESHOLD, fit_classifier, join_features, split_scores, train_summary
+
+CURVE_NAMES = {"learn": "train", "validation": "val"}
+
+
+def log_learning_curves(evals: dict) -> None:
+    """Loss and accuracy per iteration for train and validation, as dvclive step plots."""
+    with Live(dir=str(paths.TRAIN_CURVES), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        iterations = len(evals["learn"]["Logloss"])
+        for step in range(iterations):
+            for dataset, metrics in evals.items():
+                for metric, values in metrics.items():
+                    live.log_metric(f"{CURVE_NAMES[dataset]}/{metric.lower()}", values[step])
+            live.next_step()
+
+
+@exits_cleanly
+def main() -> None:
+    params = load_params()
+    table, feature_columns, skipped = join_features(
+        read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
+    )
+    model = fit_classifier(table[table["split"] == "train"], table[table["split"] == "val"], feature_columns, params.train)
+    metadata = model.get_metadata()
+    metadata["backbone"] = params.features.backbone
+    metadata["image_size"] = str(params.features.image_size)
+    metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
+    metadata["decision_threshold"] = str(DECISION_THRESHOLD)
+    atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
+    log_learning_curves(model.get_evals_result())
+    summary = train_summary(model, split_scores(model, table, feature_columns), skipped)
+    write_json(paths.TRAIN_METRICS, summary)
+    print(
+        f"train: accuracy train {summary['train_accuracy']:.3f} / val {summary['val_accuracy']:.3f} / "
+        f"test {summary['test_accuracy']:.3f}, gap {summary['overfitting_gap']} points ({summary['overfitting_verdict']})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Fit the CatBoost keep/trash classifier and measure how far it overfits."""
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.images import OK
+from keeptrash.params import CLASS_WEIGHTS, TrainParams
+
+DECISION_THRESHOLD = 0.5
+LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "challenge"]
+
+
+def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
+    """Labelled rows whose image verified, with their features; the feature columns; how many were skipped."""
+    usable = manifest.loc[manifest["status"] == OK, ["key"]]
+    table = labels[LABEL_COLUMNS].merge(usable, on="key").merge(features, on="key")
+    feature_columns = [column for column in features.columns if column != "key"]
+    return table.reset_index(drop=True), feature_columns, len(labels) - len(table)
+
+
+def overfitting_verdict(gap_points: float) -> str:
+    """Train minus validation accuracy, in percentage points: below 5 none, 5 to 10 moderate, above 10 significant."""
+    if gap_points > 10:
+        return "significant"
+    if gap_points >= 5:
+        return "moderate"
+    return "none"
+
+
+def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams) -> CatBoostClassifier:
+    if train["label"].nunique() < 2:
+        raise KeeptrashError("the training split holds only one class; label more keep and trash photos or change labels.threshold")
+    early_stopping = params.early_stopping_rounds > 0
+    if early_stopping and val.empty:
+        raise KeeptrashError("train.early_stopping_rounds needs a validation split; set labels.val_fraction above 0")
+    model = CatBoostClassifier(
+        iterations=params.iterations,
+        depth=params.depth,
+        learning_rate=params.learning_rate,
+        l2_leaf_reg=params.l2_leaf_reg,
+        auto_class_weights=CLASS_WEIGHTS[params.class_weights],
+        random_seed=params.seed,
+        custom_metric=["Accuracy", "AUC"],
+        # CatBoost would otherwise silently keep the best validation iteration whenever an eval set is given.
+        use_best_model=early_stopping,
+        early_stopping_rounds=params.early_stopping_rounds if early_stopping else None,
+        allow_writing_files=False,
+        verbose=False,
+    )
+    eval_set = (val[feature_columns], val["label"]) if not val.empty else None
+    model.fit(train[feature_columns], train["label"], eval_set=eval_set)
+    return model
+
+
+def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str]) -> dict:
+    scores = {}
+    for split in ("train", "val", "test"):
+        rows = table[table["split"] == split]
+        if rows.empty:
+            scores[split] = {"accuracy": np.nan, "balanced_accuracy": np.nan, "rows": 0}
+            continue
+        predicted = (model.predict_proba(rows[feature_columns])[:, 1] >= DECISION_THRESHOLD).astype(int)
+        scores[split] = {
+            "accuracy": round(float(accuracy_score(rows["label"], predicted)), 4),
+            "balanced_accuracy": round(float(balanced_accuracy_score(rows["label"], predicted)), 4),
+            "rows": int(len(rows)),
+        }
+    return scores
+
+
+def train_summary(model: CatBoostClassifier, scores: dict, skipped: int) -> dict:
+    gap = round(100 * (scores["train"]["accuracy"] - scores["val"]["accuracy"]), 2)
+    return {
+        "train_accuracy": scores["train"]["accuracy"],
+        "val_accuracy": scores["val"]["accuracy"],
+        "test_accuracy": scores["test"]["accuracy"],
+        "train_balanced_accuracy": scores["train"]["balanced_accuracy"],
+        "val_balanced_accuracy": scores["val"]["balanced_accuracy"],
+        "test_balanced_accuracy": scores["test"]["balanced_accuracy"],
+        "overfitting_gap": gap,
+        "overfitting_verdict": overfitting_verdict(gap) if np.isfinite(gap) else "unknown (no validation split)",
+        "iterations_trained": int(model.tree_count_),
+        "best_iteration": model.get_best_iteration(),
+        "rows": {split: scores[split]["rows"] for split in scores},
+        "skipped_images": skipped,
+    }
