@@ -18,10 +18,6 @@ MIN_ROWS_FOR_SPEARMAN = 5
 SCORE_NAMES = {"ava": "ava_mean_score", "own": "own_rating"}
 
 
-def _roc_auc(labels: pd.Series, probabilities: np.ndarray) -> float:
-    return float(roc_auc_score(labels, probabilities)) if labels.nunique() == 2 else np.nan
-
-
 def _spearman(probabilities: np.ndarray, scores: pd.Series) -> float:
     rated = scores.notna().to_numpy()
     if rated.sum() < MIN_ROWS_FOR_SPEARMAN:
@@ -30,12 +26,14 @@ def _spearman(probabilities: np.ndarray, scores: pd.Series) -> float:
 
 
 def classification_metrics(labels: pd.Series, probabilities: np.ndarray, threshold: float) -> dict:
+    """Balanced accuracy and ROC AUC need both classes present; with one they are null."""
     predicted = (probabilities >= threshold).astype(int)
+    both_classes = labels.nunique() == 2
     return {
         "rows": int(len(labels)),
         "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-        "balanced_accuracy": round(float(balanced_accuracy_score(labels, predicted)), 4),
-        "roc_auc": round(_roc_auc(labels, probabilities), 4),
+        "balanced_accuracy": round(float(balanced_accuracy_score(labels, predicted)), 4) if both_classes else np.nan,
+        "roc_auc": round(float(roc_auc_score(labels, probabilities)), 4) if both_classes else np.nan,
     }
 
 

@@ -129,7 +129,8 @@ def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> pd.DataFrame:
     return table.sort_values("key", kind="stable").reset_index(drop=True)
 
 
-def labels_summary(table: pd.DataFrame) -> dict:
+def labels_summary(table: pd.DataFrame, metadata: pd.DataFrame, threshold: float) -> dict:
+    """Counts per source, split and class; also the keep share over all AVA metadata, before any sampling."""
     counts = {}
     for source, by_source in table.groupby("source"):
         counts[source] = {
@@ -146,5 +147,6 @@ def labels_summary(table: pd.DataFrame) -> dict:
             source: round(float(group["label"].mean()), 4) for source, group in table.groupby("source")
         },
         "rows_by_split": {split: int((table["split"] == split).sum()) for split in SPLITS},
+        "ava_metadata_keep_fraction": round(float((metadata["mean_score"] >= threshold).mean()), 4),
         "counts": counts,
     }

@@ -10,14 +10,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
+from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES, Backbone
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
 from keeptrash.torchvision_compat import import_torchvision
 
-# Bump when decoding, resizing or the statistics change: cached features of older versions are then ignored.
-PREPROCESSING_VERSION = 1
 # Features are flushed to the cache every this many images, which bounds the work an interruption loses.
 SHARD_SIZE = 256
 _ORIENTATION_TAG = 0x0112

@@ -10,9 +10,10 @@ from keeptrash.params import load_params
 @exits_cleanly
 def main() -> None:
     params = load_params().labels
-    table = build_labels(read_table(paths.METADATA, "metadata"), params)
+    metadata = read_table(paths.METADATA, "metadata")
+    table = build_labels(metadata, params)
     write_table(paths.LABELS, table)
-    summary = labels_summary(table)
+    summary = labels_summary(table, metadata, params.threshold)
     write_json(paths.LABELS_METRICS, summary)
     print(f"labels: {summary['rows']} photos, keep fraction {summary['keep_fraction']:.1%} -> {paths.LABELS}")
 

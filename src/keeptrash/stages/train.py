@@ -4,7 +4,7 @@ from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
-from keeptrash.features.extract import PREPROCESSING_VERSION
+from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
 from keeptrash.training import DECISION_THRESHOLD, fit_classifier, join_features, split_scores, train_summary

@@ -1,0 +1,166 @@
+"""The pipeline as users drive it: real `dvc` commands in a temporary git repository.
+
+The repository is a copy of this one with a small slice of the demo photos, so every command
+really extracts CNN features, trains CatBoost and benchmarks, in seconds rather than minutes.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = 48
+STAGES = ("metadata", "labels", "download", "features", "train", "benchmark")
+
+
+def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def stages_run(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+
+
+def set_params(repo: Path, **changes: object) -> None:
+    params_file = repo / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def read_metrics(repo: Path, name: str) -> dict:
+    return json.loads((repo / "metrics" / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed copy of the repo with PHOTOS rated demo photos, after one `dvc repro`."""
+    repo = tmp_path_factory.mktemp("keeptrash") / "repo"
+    repo.mkdir()
+    for item in ("dvc.yaml", "params.yaml", "pyproject.toml"):
+        shutil.copy(REPO / item, repo / item)
+    for folder in ("src", "data/ava", "data/own", "data/sample/ava"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    ratings = pd.read_csv(REPO / "data/sample/livec/ratings.csv").head(PHOTOS)
+    (repo / "data/sample/livec/images").mkdir(parents=True)
+    for path in ratings["path"]:
+        shutil.copy(REPO / "data/sample/livec" / path, repo / "data/sample/livec" / path)
+    ratings.to_csv(repo / "data/sample/livec/ratings.csv", index=False)
+    set_params(repo, train__iterations=60, features__batch_size=16)
+    os.environ["KEEPTRASH_FEATURE_CACHE"] = str(repo.parent / "feature-cache")
+    run(repo, "git", "init", "-q")
+    dvc(repo, "init", "-q")
+    # Like a clone, the repo has history before the first run (dvclive 3.49 fails in a repo with no commits).
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "project")
+    dvc(repo, "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "baseline run")
+    return repo
+
+
+def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:
+    train = read_metrics(pipeline_repo, "train")
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy", "overfitting_gap"):
+        assert 0 <= train[key] <= 100, key
+    assert train["overfitting_gap"] == pytest.approx(100 * (train["train_accuracy"] - train["val_accuracy"]), abs=0.01)
+    assert train["overfitting_verdict"] in {"none", "moderate", "significant"}
+    benchmark = read_metrics(pipeline_repo, "benchmark")
+    assert benchmark["rows"] == train["rows"]["test"] > 0
+    assert set(benchmark["per_class"]) == {"keep", "trash"}
+    labels = read_metrics(pipeline_repo, "labels")
+    assert labels["rows"] == PHOTOS + 7  # the 7 shipped AVA photos that have votes in the metadata
+    assert (pipeline_repo / "metrics/benchmark_plots/plots/sklearn/roc.json").is_file()
+    assert (pipeline_repo / "metrics/train_curves/plots/metrics/val/logloss.tsv").is_file()
+
+
+def test_second_repro_does_nothing_and_status_is_clean(pipeline_repo: Path) -> None:
+    second = dvc(pipeline_repo, "repro")
+    assert stages_run(second.stdout) == set()
+    assert "Data and pipelines are up to date" in dvc(pipeline_repo, "status").stdout
+
+
+def test_same_seed_gives_identical_metrics(pipeline_repo: Path) -> None:
+    before = {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")}
+    forced = dvc(pipeline_repo, "repro", "--force", "--downstream", "train")
+    assert stages_run(forced.stdout) == {"train", "benchmark"}
+    assert {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")} == before
+
+
+def test_experiment_reruns_only_training_and_changes_metrics(pipeline_repo: Path) -> None:
+    shards = sorted((pipeline_repo.parent / "feature-cache").rglob("shard-*.npz"))
+    baseline = read_metrics(pipeline_repo, "train")
+    experiment = dvc(pipeline_repo, "exp", "run", "-S", "train.depth=2", "-S", "train.l2_leaf_reg=30")
+    assert stages_run(experiment.stdout) == {"train", "benchmark"}
+    assert sorted((pipeline_repo.parent / "feature-cache").rglob("shard-*.npz")) == shards
+    changed = read_metrics(pipeline_repo, "train")
+    assert changed != baseline
+
+    diff = json.loads(dvc(pipeline_repo, "metrics", "diff", "--all", "--json").stdout)
+    train_diff = diff["metrics/train.json"]
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy", "overfitting_gap"):
+        assert key in train_diff
+        assert train_diff[key]["old"] == baseline[key] and train_diff[key]["new"] == changed[key]
+
+    plots = pipeline_repo.parent / "plots-diff"
+    dvc(pipeline_repo, "plots", "diff", "HEAD", "-o", str(plots))
+    page = (plots / "index.html").read_text()
+    for title in ("Learning curve (log loss)", "ROC curve (test split)", "Confusion matrix (test split)"):
+        assert title in page
+    run(pipeline_repo, "git", "checkout", "--", ".")
+    dvc(pipeline_repo, "checkout")
+
+
+def test_queued_sweep_lists_the_gap_of_each_experiment(pipeline_repo: Path) -> None:
+    dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.depth=3,4,5")
+    dvc(pipeline_repo, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc(pipeline_repo, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"queued experiments did not finish:\n{status}")
+    assert "Failed" not in status, status
+    table = pd.read_csv(pd.io.common.StringIO(dvc(pipeline_repo, "exp", "show", "--csv").stdout))
+    experiments = table[table["train.depth"].isin([3, 4, 5])]
+    assert sorted(experiments["train.depth"]) == [3, 4, 5]
+    assert experiments["overfitting_gap"].notna().all()
+    assert experiments["overfitting_verdict"].isin(["none", "moderate", "significant"]).all()
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("labels__threshold", 11), ("labels__max_ava", -5), ("train__depth", 17), ("train__depth", "deep")],
+)
+def test_bad_params_fail_before_any_work_with_one_line(pipeline_repo: Path, param: str, value: object) -> None:
+    original = (pipeline_repo / "params.yaml").read_text()
+    lock = (pipeline_repo / "dvc.lock").read_text()
+    try:
+        set_params(pipeline_repo, **{param: value})
+        result = dvc(pipeline_repo, "repro", check=False)
+    finally:
+        (pipeline_repo / "params.yaml").write_text(original)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("keeptrash: error:")]
+    assert len(errors) == 1 and param.replace("__", ".") in errors[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (pipeline_repo / "dvc.lock").read_text() == lock
