@@ -1,0 +1,140 @@
+"""Finding photos on disk and checking that each one decodes, without changing any file."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import LIVEC_IMAGES, PHOTO_NAMES
+from keeptrash.images import CORRUPT, MISSING, OK, check_image, list_images
+
+MAX_PIXELS = 100_000_000
+
+
+def test_real_jpeg_is_ok_with_size_and_sha256(photo):
+    data = photo.read_bytes()
+    check = check_image(photo, MAX_PIXELS)
+    assert check.status == OK
+    assert check.reason == ""
+    assert (check.width, check.height) == (500, 500)
+    assert check.bytes == len(data)
+    assert check.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_png_is_ok_with_its_own_size(tmp_path, photo):
+    path = tmp_path / "wide.png"
+    with Image.open(photo) as image:
+        image.crop((0, 0, 320, 200)).save(path)
+    check = check_image(path, MAX_PIXELS)
+    assert (check.status, check.width, check.height) == (OK, 320, 200)
+    assert check.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_truncated_jpeg_is_corrupt(tmp_path, photo):
+    data = photo.read_bytes()
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    check = check_image(truncated, MAX_PIXELS)
+    assert check.status == CORRUPT
+    assert check.reason.startswith("not a decodable image")
+    assert "truncated" in check.reason
+    assert check.bytes == len(data) // 2
+    assert check.sha256 == hashlib.sha256(data[: len(data) // 2]).hexdigest()
+    assert (check.width, check.height) == (0, 0)
+
+
+def test_zero_byte_file_is_corrupt(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    check = check_image(empty, MAX_PIXELS)
+    assert (check.status, check.reason, check.bytes) == (CORRUPT, "empty file", 0)
+    assert check.sha256 == hashlib.sha256(b"").hexdigest()
+
+
+def test_text_file_named_jpg_is_corrupt(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("these are not pixels\n", encoding="utf-8")
+    check = check_image(text, MAX_PIXELS)
+    assert check.status == CORRUPT
+    assert check.reason.startswith("not a decodable image")
+    assert check.bytes == len("these are not pixels\n")
+    assert (check.width, check.height) == (0, 0)
+
+
+def test_missing_path_and_none_are_missing(tmp_path):
+    for path in (tmp_path / "gone.jpg", None, tmp_path):  # a folder is not an image file either
+        check = check_image(path, MAX_PIXELS)
+        assert (check.status, check.reason, check.bytes, check.sha256) == (MISSING, "file not found", 0, "")
+
+
+def test_image_over_max_pixels_is_too_large(photo):
+    check = check_image(photo, 500 * 500 - 1)
+    assert check.status == CORRUPT
+    assert check.reason.startswith("too large")
+    assert str(500 * 500 - 1) in check.reason  # names the limit
+    assert (check.width, check.height) == (0, 0)
+    assert check.sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+
+
+def test_image_exactly_at_max_pixels_is_ok(photo):
+    assert check_image(photo, 500 * 500).status == OK
+
+
+def test_max_pixels_not_pillow_default_is_the_limit(tmp_path):
+    big = tmp_path / "panorama.png"
+    # 90.25 MP (~11 kB on disk): under max_pixels, over Pillow's default MAX_IMAGE_PIXELS of 89,478,485.
+    Image.new("1", (9500, 9500)).save(big)
+    check = check_image(big, MAX_PIXELS)
+    assert (check.status, check.reason) == (OK, "")
+    assert (check.width, check.height) == (9500, 9500)
+
+
+def test_checking_changes_no_input_file(tmp_path, photo):
+    data = photo.read_bytes()
+    files = {
+        "ok.jpg": data,
+        "truncated.jpg": data[: len(data) // 2],
+        "empty.jpg": b"",
+        "text.jpg": b"hello\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    before = {name: ((tmp_path / name).read_bytes(), (tmp_path / name).stat().st_mtime_ns) for name in files}
+    statuses = [check_image(tmp_path / name, MAX_PIXELS).status for name in files]
+    check_image(photo, 10)  # too large: also must not touch the file
+    assert statuses == [OK, CORRUPT, CORRUPT, CORRUPT]
+    after = {name: ((tmp_path / name).read_bytes(), (tmp_path / name).stat().st_mtime_ns) for name in files}
+    assert after == before
+    assert photo.read_bytes() == data
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*files, photo.name])
+
+
+# --- list_images -------------------------------------------------------------------------------
+
+
+def test_list_images_finds_jpg_JPG_png_recursively_and_skips_hidden(tmp_path):
+    root = tmp_path / "photos"
+    source = LIVEC_IMAGES / PHOTO_NAMES[0]
+    wanted = ["a.jpg", "b.JPG", "c.png", "d.jpeg", "e.PNG", "sub/f.jpg", "sub/deeper/g.Jpg"]
+    skipped = [".hidden.jpg", ".cache/h.jpg", "sub/.thumbs/i.png", "notes.txt", "j.gif", "k.jpg.bak"]
+    for name in wanted + skipped:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, root / name)
+    (root / "folder.jpg").mkdir()  # a folder with an image suffix is not an image
+    found = list_images(root)
+    assert found == sorted(root / name for name in wanted)
+
+
+def test_list_images_under_a_hidden_parent_still_finds_photos(tmp_path):
+    root = tmp_path / ".config" / "photos"
+    root.mkdir(parents=True)
+    shutil.copyfile(LIVEC_IMAGES / PHOTO_NAMES[0], root / "a.jpg")
+    assert list_images(root) == [root / "a.jpg"]
+
+
+def test_list_images_of_missing_or_empty_folder_is_empty(tmp_path):
+    assert list_images(tmp_path / "nowhere") == []
+    (tmp_path / "empty").mkdir()
+    assert list_images(tmp_path / "empty") == []

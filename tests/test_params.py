@@ -1,0 +1,149 @@
+"""params.yaml validation: a bad value fails with one line naming the param."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PARAMS_YAML
+from keeptrash.errors import KeeptrashError
+from keeptrash.params import load_params, parse_params
+
+
+@pytest.fixture(scope="module")
+def raw_params() -> dict:
+    return yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+
+
+def changed(raw: dict, **values) -> dict:
+    """A deep copy of raw with `section__key=value` changes applied."""
+    result = copy.deepcopy(raw)
+    for name, value in values.items():
+        section, key = name.split("__")
+        result[section][key] = value
+    return result
+
+
+def test_real_params_yaml_parses(raw_params):
+    params = parse_params(raw_params)
+    assert params.metadata.votes_files == tuple(raw_params["metadata"]["votes_files"])
+    assert params.labels.threshold == 6.0
+    assert params.labels.max_ava == raw_params["labels"]["max_ava"]
+    assert params.labels.val_fraction + params.labels.test_fraction < 1
+    assert params.download.source == raw_params["download"]["source"]
+    assert params.features.backbone == raw_params["features"]["backbone"]
+    assert params.train.depth == raw_params["train"]["depth"]
+    assert params.train.learning_rate == raw_params["train"]["learning_rate"]
+
+
+def test_load_params_reads_the_file(raw_params):
+    assert load_params(PARAMS_YAML) == parse_params(raw_params)
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"labels__threshold": 11}, "labels.threshold"),
+        ({"labels__threshold": 0.5}, "labels.threshold"),
+        ({"labels__threshold": "6"}, "labels.threshold"),
+        ({"labels__max_ava": -1}, "labels.max_ava"),
+        ({"labels__max_ava": 10.5}, "labels.max_ava"),
+        ({"labels__max_ava": True}, "labels.max_ava"),
+        ({"train__depth": 0}, "train.depth"),
+        ({"train__depth": 17}, "train.depth"),
+        ({"train__depth": "six"}, "train.depth"),
+        ({"train__learning_rate": 0}, "train.learning_rate"),
+        ({"features__backbone": "vgg"}, "features.backbone"),
+        ({"download__source": "ftp"}, "download.source"),
+        ({"labels__margin": -0.1}, "labels.margin"),
+        ({"features__device": "tpu"}, "features.device"),
+        ({"train__class_weights": "Balanced"}, "train.class_weights"),
+        ({"metadata__votes_files": []}, "metadata.votes_files"),
+        ({"labels__val_fraction": 0.6, "labels__test_fraction": 0.5}, "labels.val_fraction + labels.test_fraction"),
+        ({"labels__val_fraction": 0.5, "labels__test_fraction": 0.5}, "labels.val_fraction + labels.test_fraction"),
+    ],
+    ids=lambda value: str(value) if isinstance(value, str) else ",".join(f"{k}={v!r}" for k, v in value.items()),
+)
+def test_bad_value_names_the_param(raw_params, changes, name):
+    with pytest.raises(KeeptrashError) as error:
+        parse_params(changed(raw_params, **changes), Path("my/params.yaml"))
+    message = str(error.value)
+    assert message.startswith("my/params.yaml: ")
+    assert name in message
+    assert "\n" not in message
+
+
+def test_bad_value_message_says_what_was_given(raw_params):
+    with pytest.raises(KeeptrashError) as error:
+        parse_params(changed(raw_params, train__depth="six"))
+    assert str(error.value) == "params.yaml: train.depth must be a whole number from 1 to 16, got 'six'"
+
+
+@pytest.mark.parametrize("section", ["metadata", "labels", "download", "features", "train"])
+def test_missing_section_is_named(raw_params, section):
+    raw = copy.deepcopy(raw_params)
+    del raw[section]
+    with pytest.raises(KeeptrashError, match=f"section '{section}' is missing"):
+        parse_params(raw)
+
+
+def test_missing_key_is_named(raw_params):
+    raw = copy.deepcopy(raw_params)
+    del raw["train"]["depth"]
+    with pytest.raises(KeeptrashError, match="train.depth must be .*, got '<missing>'"):
+        parse_params(raw)
+
+
+def test_section_that_is_not_a_mapping_and_empty_file(raw_params):
+    with pytest.raises(KeeptrashError, match="section 'train' is missing or not a mapping"):
+        parse_params({**raw_params, "train": [1, 2]})
+    with pytest.raises(KeeptrashError, match="expected a mapping of sections"):
+        parse_params(None)
+
+
+def test_boundaries_are_accepted(raw_params):
+    params = parse_params(
+        changed(raw_params, labels__threshold=10, train__depth=16, labels__max_ava=0, labels__val_fraction=0.0, labels__test_fraction=0.9)
+    )
+    assert (params.labels.threshold, params.train.depth, params.labels.max_ava) == (10.0, 16, 0)
+    assert parse_params(changed(raw_params, labels__threshold=1, train__depth=1)).train.depth == 1
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("labels:\n  threshold: 6\n  margin: [0.0\n", encoding="utf-8")
+    with pytest.raises(KeeptrashError) as error:
+        load_params(path)
+    assert str(path) in str(error.value)
+    assert "not valid YAML" in str(error.value)
+
+
+def run_metadata_stage(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keeptrash.stages.metadata"], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_stage_with_bad_params_exits_2_with_one_line(tmp_path):
+    text = PARAMS_YAML.read_text(encoding="utf-8")
+    bad = text.replace("  threshold: 6.0 ", "  threshold: 11 ", 1)
+    assert bad != text
+    (tmp_path / "params.yaml").write_text(bad, encoding="utf-8")
+    result = run_metadata_stage(tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "labels.threshold" in lines[0]
+    assert lines[0].startswith("keeptrash: error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    # It failed before doing any work: nothing was written next to params.yaml.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_stage_without_params_file_exits_2_with_one_line(tmp_path):
+    result = run_metadata_stage(tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["keeptrash: error: params.yaml: not found; run the stage from the repository root"]
