@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -164,3 +165,24 @@ def test_bad_params_fail_before_any_work_with_one_line(pipeline_repo: Path, para
     assert len(errors) == 1 and param.replace("__", ".") in errors[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert (pipeline_repo / "dvc.lock").read_text() == lock
+
+
+def cached_digests(repo: Path) -> set[str]:
+    digests = set()
+    for shard in (repo.parent / "feature-cache").rglob("shard-*.npz"):
+        with np.load(shard) as arrays:
+            digests.update(str(digest) for digest in arrays["sha256"])
+    return digests
+
+
+def test_new_photos_are_the_only_features_extracted(pipeline_repo: Path) -> None:
+    before = cached_digests(pipeline_repo)
+    assert len(before) == PHOTOS + 7
+    unused = pd.read_csv(REPO / "data/sample/livec/ratings.csv")["path"].iloc[PHOTOS : PHOTOS + 4]
+    for path in unused:
+        shutil.copy(REPO / "data/sample/livec" / path, pipeline_repo / "data/own/keep")
+    result = dvc(pipeline_repo, "repro")
+    assert "features: 59 photos (4 extracted, 55 from the cache" in result.stdout
+    added = cached_digests(pipeline_repo) - before
+    assert len(added) == 4
+    assert read_metrics(pipeline_repo, "labels")["rows"] == PHOTOS + 7 + 4

@@ -19,10 +19,9 @@ AVA_TXT_COLUMNS = 15
 
 
 def _parse_votes(fields: list[str], where: str) -> list[int]:
-    try:
-        votes = [int(field) for field in fields]
-    except ValueError:
-        raise KeeptrashError(f"{where}: vote counts must be whole numbers, got {' '.join(fields)!r}") from None
+    if not all(_is_ascii_digits(field.removeprefix("-")) for field in fields):
+        raise KeeptrashError(f"{where}: vote counts must be whole numbers, got {' '.join(fields)!r}")
+    votes = [int(field) for field in fields]
     if any(vote < 0 for vote in votes):
         raise KeeptrashError(f"{where}: vote counts must not be negative, got {' '.join(fields)!r}")
     if sum(votes) == 0:
@@ -30,8 +29,19 @@ def _parse_votes(fields: list[str], where: str) -> list[int]:
     return votes
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise KeeptrashError(f"{path}: not UTF-8 text (byte {error.start}); re-save it as UTF-8") from None
+
+
+def _is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _parse_image_id(text: str, where: str) -> str:
-    if not text.isdigit():
+    if not _is_ascii_digits(text):
         raise KeeptrashError(f"{where}: image id must be digits, got {text!r}")
     return str(int(text))
 
@@ -39,30 +49,27 @@ def _parse_image_id(text: str, where: str) -> str:
 def read_ava_txt(path: Path) -> pd.DataFrame:
     """Rows of AVA.txt: image_id, votes_1..votes_10, tag_1_id, tag_2_id, challenge_id."""
     rows = []
-    with path.open(encoding="utf-8", errors="strict") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            fields = line.split()
-            if len(fields) != AVA_TXT_COLUMNS:
-                raise KeeptrashError(
-                    f"{where}: expected {AVA_TXT_COLUMNS} columns (index, image id, 10 votes, tag 1, tag 2, challenge), got {len(fields)}"
-                )
-            image_id = _parse_image_id(fields[1], where)
-            votes = _parse_votes(fields[2:12], where)
-            try:
-                tag_1, tag_2, challenge = (int(field) for field in fields[12:15])
-            except ValueError:
-                raise KeeptrashError(f"{where}: tag and challenge ids must be whole numbers, got {' '.join(fields[12:15])!r}") from None
-            rows.append((image_id, *votes, tag_1, tag_2, challenge, where))
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        fields = line.split()
+        if len(fields) != AVA_TXT_COLUMNS:
+            raise KeeptrashError(
+                f"{where}: expected {AVA_TXT_COLUMNS} columns (index, image id, 10 votes, tag 1, tag 2, challenge), got {len(fields)}"
+            )
+        image_id = _parse_image_id(fields[1], where)
+        votes = _parse_votes(fields[2:12], where)
+        if not all(_is_ascii_digits(field) for field in fields[12:15]):
+            raise KeeptrashError(f"{where}: tag and challenge ids must be whole numbers, got {' '.join(fields[12:15])!r}")
+        rows.append((image_id, *votes, *(int(field) for field in fields[12:15]), where))
     return pd.DataFrame(rows, columns=["image_id", *VOTE_COLUMNS, "tag_1_id", "tag_2_id", "challenge_id", "where"])
 
 
 def read_ava_json(path: Path) -> pd.DataFrame:
     """Rows of the JSON form: image_id and votes only (it carries no tags or challenges)."""
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise KeeptrashError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(records, list):
@@ -111,11 +118,11 @@ def read_id_names(path: Path) -> dict[int, str]:
     if not path.is_file():
         raise KeeptrashError(f"{path}: not found; check metadata.tags_file / metadata.challenges_file in params.yaml")
     names = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         identifier, _, name = line.strip().partition(" ")
-        if not identifier.isdigit() or not name.strip():
+        if not _is_ascii_digits(identifier) or not name.strip():
             raise KeeptrashError(f"{path}:{number}: expected 'ID name', got {line.strip()!r}")
         names[int(identifier)] = name.strip()
     return names
@@ -126,7 +133,7 @@ def read_id_list(path: Path) -> set[str]:
     if not path.is_file():
         raise KeeptrashError(f"{path}: image id list not found; check params.yaml")
     ids = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if line.strip():
             ids.add(_parse_image_id(line.strip(), f"{path}:{number}"))
     return ids

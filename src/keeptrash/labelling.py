@@ -1,8 +1,8 @@
 """Turn AVA votes and the user's own photos into one labelled table with train/val/test splits.
 
-Sampling and splitting order rows by a seeded hash of each row's key rather than by a shuffled
-permutation: a photo keeps its place when others are added, so raising `max_ava` or adding own
-photos grows the splits instead of reshuffling them.
+Sampling and splitting draw a seeded hash of each row's key rather than a shuffled permutation:
+a photo keeps its place when others are added, so raising `max_ava` or adding own photos grows
+the sample and the splits instead of reshuffling them.
 """
 
 import hashlib
@@ -21,9 +21,9 @@ SPLITS = ("train", "val", "test")
 ALL_AVA = "all"
 
 
-def stable_order(keys: pd.Series, seed: int) -> pd.Series:
-    """A seeded pseudo-random rank per key that depends on nothing but the key and the seed."""
-    return keys.map(lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())
+def stable_uniform(keys: pd.Series, seed: int) -> pd.Series:
+    """A seeded pseudo-random number in [0, 1) per key that depends on nothing but the key and the seed."""
+    return keys.map(lambda key: int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:13], 16) / 16**13)
 
 
 def select_ava(metadata: pd.DataFrame, params: LabelsParams, pool: set[str] | None) -> pd.DataFrame:
@@ -31,7 +31,7 @@ def select_ava(metadata: pd.DataFrame, params: LabelsParams, pool: set[str] | No
     candidates = metadata if pool is None else metadata[metadata["image_id"].isin(pool)]
     clear = (candidates["mean_score"] - params.threshold).abs() >= params.margin
     candidates = candidates[clear].assign(label=(candidates["mean_score"] >= params.threshold).astype("int8"))
-    candidates = candidates.assign(_rank=stable_order(candidates["image_id"], params.seed))
+    candidates = candidates.assign(_rank=stable_uniform(candidates["image_id"], params.seed))
     if params.max_ava >= len(candidates):
         chosen = candidates
     else:
@@ -85,7 +85,8 @@ def own_folder_photos(own_dir: Path) -> pd.DataFrame:
 def rated_own_photos(ratings_csv: Path, threshold: float) -> pd.DataFrame:
     """Photos rated by people: a CSV of `path,score` (path relative to the CSV); keep when score >= threshold."""
     try:
-        ratings = pd.read_csv(ratings_csv, dtype={"path": "string"})
+        # Blank lines are kept (then dropped below) so that row positions map to file lines.
+        ratings = pd.read_csv(ratings_csv, dtype={"path": "string"}, skip_blank_lines=False)
     except FileNotFoundError:
         raise KeeptrashError(f"{ratings_csv}: ratings file not found (labels.rated_own_csv); set it to '' to use none") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -93,24 +94,28 @@ def rated_own_photos(ratings_csv: Path, threshold: float) -> pd.DataFrame:
     missing = {"path", "score"} - set(ratings.columns)
     if missing:
         raise KeeptrashError(f"{ratings_csv}: needs columns 'path' and 'score', missing {', '.join(sorted(missing))}")
+    ratings = ratings.dropna(how="all")
+    line_of = ratings.index + 2  # +1 for the header, +1 for 1-based lines
+    if ratings["path"].isna().any():
+        raise KeeptrashError(f"{ratings_csv}:{line_of[ratings['path'].isna().to_numpy()][0]}: path is empty")
     scores = pd.to_numeric(ratings["score"], errors="coerce")
     if scores.isna().any():
-        row = int(scores.isna().idxmax()) + 2  # +1 for the header, +1 for 1-based lines
-        raise KeeptrashError(f"{ratings_csv}:{row}: score must be a number, got {ratings['score'].iloc[row - 2]!r}")
+        bad = scores.isna().to_numpy()
+        raise KeeptrashError(f"{ratings_csv}:{line_of[bad][0]}: score must be a number, got {ratings['score'][bad].iloc[0]!r}")
     paths = [ratings_csv.parent / path for path in ratings["path"]]
     labels = (scores >= threshold).astype(int).tolist()
     return _own_rows(paths, labels, scores.tolist())
 
 
 def assign_splits(table: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
-    """Stratified by source and label: each stratum gives its share to test, then val, the rest to train."""
+    """Each photo's split follows from its own key alone, so it never moves when photos are added.
+
+    Every source and class gets about `test_fraction` of its photos in test and `val_fraction` in val.
+    """
+    draw = stable_uniform(table["key"], seed)
     split = pd.Series("train", index=table.index, dtype="string")
-    rank = stable_order(table["key"], seed)
-    for _, stratum in table.groupby(["source", "label"]):
-        ordered = rank[stratum.index].sort_values().index
-        n_test, n_val = round(len(ordered) * test_fraction), round(len(ordered) * val_fraction)
-        split[ordered[:n_test]] = "test"
-        split[ordered[n_test : n_test + n_val]] = "val"
+    split[draw < test_fraction + val_fraction] = "val"
+    split[draw < test_fraction] = "test"
     return split
 
 
