@@ -2,4 +2,3 @@
 # Set up (first run only) and run the whole pipeline on the demo data shipped in the repo, offline.
 source "$(dirname "$0")/setup.sh"
 dvc repro "$@"
-dvc metrics show

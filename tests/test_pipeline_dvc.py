@@ -100,9 +100,12 @@ def test_second_repro_does_nothing_and_status_is_clean(pipeline_repo: Path) -> N
 
 def test_same_seed_gives_identical_metrics(pipeline_repo: Path) -> None:
     before = {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")}
+    model, lock = (pipeline_repo / "models/model.cbm").read_bytes(), (pipeline_repo / "dvc.lock").read_text()
     forced = dvc(pipeline_repo, "repro", "--force", "--downstream", "train")
     assert stages_run(forced.stdout) == {"train", "benchmark"}
     assert {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")} == before
+    assert (pipeline_repo / "models/model.cbm").read_bytes() == model
+    assert (pipeline_repo / "dvc.lock").read_text() == lock
 
 
 def test_experiment_reruns_only_training_and_changes_metrics(pipeline_repo: Path) -> None:

@@ -6,6 +6,7 @@ from catboost import CatBoostClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from keeptrash.errors import KeeptrashError
+from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
 from keeptrash.params import CLASS_WEIGHTS, TrainParams
 
@@ -53,6 +54,22 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
     eval_set = (val[feature_columns], val["label"]) if not val.empty else None
     model.fit(train[feature_columns], train["label"], eval_set=eval_set)
     return model
+
+
+def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int) -> None:
+    """Record how the model's features were made, so scoring new photos never has to assume it.
+
+    CatBoost also stamps each model with a finish time and a random guid; they are dropped so that
+    the same data, params and seed give a byte-identical model file (and an unchanged dvc.lock).
+    """
+    metadata = model.get_metadata()
+    for run_specific in ("train_finish_time", "model_guid"):
+        if run_specific in metadata:
+            del metadata[run_specific]
+    metadata["backbone"] = backbone
+    metadata["image_size"] = str(image_size)
+    metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
+    metadata["decision_threshold"] = str(DECISION_THRESHOLD)
 
 
 def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str]) -> dict:

@@ -4,10 +4,9 @@ from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
-from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
-from keeptrash.training import DECISION_THRESHOLD, fit_classifier, join_features, split_scores, train_summary
+from keeptrash.training import fit_classifier, join_features, split_scores, stamp_model, train_summary
 
 CURVE_NAMES = {"learn": "train", "validation": "val"}
 
@@ -30,11 +29,7 @@ def main() -> None:
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
     model = fit_classifier(table[table["split"] == "train"], table[table["split"] == "val"], feature_columns, params.train)
-    metadata = model.get_metadata()
-    metadata["backbone"] = params.features.backbone
-    metadata["image_size"] = str(params.features.image_size)
-    metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
-    metadata["decision_threshold"] = str(DECISION_THRESHOLD)
+    stamp_model(model, params.features.backbone, params.features.image_size)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
     log_learning_curves(model.get_evals_result())
     summary = train_summary(model, split_scores(model, table, feature_columns), skipped)
