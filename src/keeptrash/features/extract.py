@@ -103,12 +103,12 @@ def compute_missing(paths: list[str], digests: list[str], params: FeaturesParams
 
 def feature_table(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore) -> tuple[pd.DataFrame, int]:
     """Features of every photo in `manifest` (key, path, sha256) and how many had to be computed."""
-    index, _, _ = store.load()
+    index, embeddings, statistics = store.load()
     unique = manifest.drop_duplicates("sha256")
     todo = unique[~unique["sha256"].isin(index)]
     if len(todo):
         compute_missing(todo["path"].tolist(), todo["sha256"].tolist(), params, store)
-    index, embeddings, statistics = store.load()
+        index, embeddings, statistics = store.load()
     rows = manifest["sha256"].map(index).to_numpy()
     backbone = BACKBONES[params.backbone]
     table = pd.concat(
