@@ -9,12 +9,12 @@ import dataclasses
 
 from keeptrash import paths
 from keeptrash.evaluation import classification_metrics
-from keeptrash.features.extract import cache_namespace, feature_table
+from keeptrash.features.extract import cache_namespace, manifest_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table
 from keeptrash.params import load_params
-from keeptrash.training import DECISION_THRESHOLD, fit_classifier, join_features
+from keeptrash.training import decision_threshold, fit_classifier, join_features
 
 OFFLINE_BACKBONES = ("efficientnet_lite0", "mobilenet_v2")
 
@@ -27,12 +27,15 @@ def main() -> None:
     for backbone in OFFLINE_BACKBONES:
         feature_params = dataclasses.replace(params.features, backbone=backbone)
         store = FeatureStore(default_cache_root(), cache_namespace(feature_params))
-        features, _ = feature_table(manifest[manifest["status"] == OK], feature_params, store)
+        features, _ = manifest_features(
+            manifest[manifest["status"] == OK], feature_params, store, params.download.max_image_pixels
+        )
         table, columns, _ = join_features(labels, manifest, features)
         train, val, test = (table[table["split"] == split] for split in ("train", "val", "test"))
         model = fit_classifier(train, val, columns, params.train)
+        threshold = decision_threshold(model, val, columns, params.train)
         scores = {
-            name: classification_metrics(rows["label"], model.predict_proba(rows[columns])[:, 1], DECISION_THRESHOLD)
+            name: classification_metrics(rows["label"], model.predict_proba(rows[columns])[:, 1], threshold)
             for name, rows in (("val", val), ("test", test))
         }
         print(

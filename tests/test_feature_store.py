@@ -8,7 +8,7 @@ import pytest
 
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES
-from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
+from keeptrash.features.extract import cache_namespace, embedding_columns, manifest_features
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV, FeatureStore, default_cache_root
 from keeptrash.params import FeaturesParams
@@ -114,7 +114,7 @@ def test_feature_table_uses_cached_rows_without_computing(tmp_path):
             "sha256": [digest("y"), digest("x"), digest("y")],
         }
     )
-    table, computed = feature_table(manifest, params, store)
+    table, computed = manifest_features(manifest, params, store, max_pixels=10**8)
     assert computed == 0
     assert table["key"].tolist() == manifest["key"].tolist()
     assert list(table.columns) == ["key", *embedding_columns(backbone), *STAT_NAMES]

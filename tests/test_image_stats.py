@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
-from keeptrash.features.extract import open_photo
+from keeptrash.images import open_photo
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 
 ORIENTATION = 0x0112

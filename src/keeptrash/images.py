@@ -1,15 +1,26 @@
-"""Finding photos on disk and checking that each one really is a decodable image."""
+"""Finding photos on disk, checking that each one decodes, and opening it upright as 8-bit RGB."""
 
+import contextlib
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# HEIC/HEIF (iPhone photos) decode through libheif, which pillow-heif bundles.
+pillow_heif.register_heif_opener()
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
 OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
+# What Pillow raises for files that are not (whole) images: truncated data, unknown formats, bad headers.
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+_SIXTEEN_BIT_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -23,6 +34,26 @@ def list_images(folder: Path) -> list[Path]:
         and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
+
+
+class ImageTooLarge(Exception):
+    """More pixels than the caller allows: a decompression bomb, or a panorama beyond the set limit."""
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Open images under our pixel limit instead of Pillow's own (about 89 MP), raising ImageTooLarge above it."""
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between the limit and twice that; the warning guards the same danger.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(str(error)) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 @dataclass(frozen=True)
@@ -46,20 +77,33 @@ def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
     digest = hashlib.sha256(data).hexdigest()
     if not data:
         return ImageCheck(CORRUPT, "empty file", 0, digest, 0, 0)
-    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
-        # Our limit replaces Pillow's own (about 89 MP) for this call only.
-        Image.MAX_IMAGE_PIXELS = max_pixels
-        with warnings.catch_warnings():
-            # Pillow only warns between max_pixels and twice that; treat the warning as the error it guards.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            image.load()
+    except ImageTooLarge as error:
         return ImageCheck(CORRUPT, f"too large: {error}", len(data), digest, 0, 0)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except DECODE_ERRORS as error:
         return ImageCheck(CORRUPT, f"not a decodable image: {error}", len(data), digest, 0, 0)
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
     return ImageCheck(OK, "", len(data), digest, width, height)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode; 16-bit greyscale is scaled down, where Pillow's own conversion would clip it."""
+    if image.mode in _SIXTEEN_BIT_GREY_MODES:
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    return image.convert("RGB")
+
+
+def open_photo(path: Path, decode_side: int) -> tuple[Image.Image, tuple[int, int]]:
+    """An upright RGB image at least `decode_side` on its short side where possible, and the original upright size.
+
+    JPEGs are decoded at the smallest DCT scale that still covers decode_side (Pillow's draft mode),
+    which makes camera-sized photos several times cheaper to open.
+    """
+    with Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(_ORIENTATION_TAG) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        image.draft("RGB", (decode_side, decode_side))
+        return _to_rgb(ImageOps.exif_transpose(image)), (width, height)

@@ -64,6 +64,8 @@ class TrainParams:
     l2_leaf_reg: float
     early_stopping_rounds: int
     class_weights: str
+    # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
+    decision_threshold: float | None
     seed: int
 
 
@@ -106,6 +108,15 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             raise self._fail(key, expected)
         return value
+
+    def number_or_auto(self, key: str, low: float, high: float) -> float | None:
+        """A number in [low, high], or the word auto (returned as None) for a value the stage chooses itself."""
+        if self._get(key, f"auto or a number from {low} to {high}") == "auto":
+            return None
+        try:
+            return self.number(key, low, high)
+        except KeeptrashError:
+            raise self._fail(key, f"auto or a number from {low} to {high}") from None
 
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
@@ -177,6 +188,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             l2_leaf_reg=train.number("l2_leaf_reg", 0.0, 1e6),
             early_stopping_rounds=train.integer("early_stopping_rounds", 0),
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
+            decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),
             seed=train.integer("seed", 0),
         ),
     )

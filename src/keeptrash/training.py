@@ -3,14 +3,15 @@
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
 from keeptrash.params import CLASS_WEIGHTS, TrainParams
 
-DECISION_THRESHOLD = 0.5
+# The decision threshold when nothing better is known: no validation split, or one with a single class.
+DEFAULT_THRESHOLD = 0.5
 LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "challenge"]
 
 
@@ -56,7 +57,32 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
     return model
 
 
-def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int) -> None:
+def choose_threshold(labels: pd.Series, probabilities: np.ndarray) -> float:
+    """The threshold with the best balanced accuracy (ties: the one nearest 0.5), halfway between two scores.
+
+    Balanced accuracy is (TPR + TNR) / 2 = (1 + TPR - FPR) / 2, so the best threshold maximises
+    TPR - FPR along the ROC curve; it returns DEFAULT_THRESHOLD when labels hold a single class.
+    """
+    if labels.nunique() < 2:
+        return DEFAULT_THRESHOLD
+    false_positive, true_positive, thresholds = roc_curve(labels, probabilities, drop_intermediate=False)
+    # thresholds[0] is +inf (nothing predicted keep); each later one admits the next lower score.
+    below = np.append(thresholds[2:], 0.0)
+    midpoints = (thresholds[1:] + below) / 2
+    youden = (true_positive - false_positive)[1:]
+    best = np.flatnonzero(np.isclose(youden, youden.max()))
+    return round(float(midpoints[best[np.argmin(np.abs(midpoints[best] - 0.5))]]), 4)
+
+
+def decision_threshold(model: CatBoostClassifier, val: pd.DataFrame, feature_columns: list[str], params: TrainParams) -> float:
+    if params.decision_threshold is not None:
+        return params.decision_threshold
+    if val.empty:
+        return DEFAULT_THRESHOLD
+    return choose_threshold(val["label"], model.predict_proba(val[feature_columns])[:, 1])
+
+
+def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, threshold: float) -> None:
     """Record how the model's features were made, so scoring new photos never has to assume it.
 
     CatBoost also stamps each model with a finish time and a random guid; they are dropped so that
@@ -69,17 +95,17 @@ def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int) -> No
     metadata["backbone"] = backbone
     metadata["image_size"] = str(image_size)
     metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
-    metadata["decision_threshold"] = str(DECISION_THRESHOLD)
+    metadata["decision_threshold"] = str(threshold)
 
 
-def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str]) -> dict:
+def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:
     scores = {}
     for split in ("train", "val", "test"):
         rows = table[table["split"] == split]
         if rows.empty:
             scores[split] = {"accuracy": np.nan, "balanced_accuracy": np.nan, "rows": 0}
             continue
-        predicted = (model.predict_proba(rows[feature_columns])[:, 1] >= DECISION_THRESHOLD).astype(int)
+        predicted = (model.predict_proba(rows[feature_columns])[:, 1] >= threshold).astype(int)
         scores[split] = {
             "accuracy": round(float(accuracy_score(rows["label"], predicted)), 4),
             "balanced_accuracy": round(float(balanced_accuracy_score(rows["label"], predicted)), 4),
@@ -88,7 +114,7 @@ def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns
     return scores
 
 
-def train_summary(model: CatBoostClassifier, scores: dict, skipped: int) -> dict:
+def train_summary(model: CatBoostClassifier, scores: dict, threshold: float, skipped: int) -> dict:
     gap = round(100 * (scores["train"]["accuracy"] - scores["val"]["accuracy"]), 2)
     return {
         "train_accuracy": scores["train"]["accuracy"],
@@ -99,6 +125,7 @@ def train_summary(model: CatBoostClassifier, scores: dict, skipped: int) -> dict
         "test_balanced_accuracy": scores["test"]["balanced_accuracy"],
         "overfitting_gap": gap,
         "overfitting_verdict": overfitting_verdict(gap) if np.isfinite(gap) else "unknown (no validation split)",
+        "decision_threshold": threshold,
         "iterations_trained": int(model.tree_count_),
         "best_iteration": model.get_best_iteration(),
         "rows": {split: scores[split]["rows"] for split in scores},

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -14,13 +13,12 @@ from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES, Backbone
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 from keeptrash.features.store import FeatureStore
+from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 from keeptrash.params import FeaturesParams
 from keeptrash.torchvision_compat import import_torchvision
 
 # Features are flushed to the cache every this many images, which bounds the work an interruption loses.
 SHARD_SIZE = 256
-_ORIENTATION_TAG = 0x0112
-_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 
 def cache_namespace(params: FeaturesParams) -> str:
@@ -31,25 +29,12 @@ def embedding_columns(backbone: Backbone) -> list[str]:
     return [f"cnn_{index:04d}" for index in range(backbone.dim)]
 
 
-def open_photo(path: Path, decode_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """An upright RGB image at least `decode_side` on its short side where possible, and the original upright size.
-
-    JPEGs are decoded at the smallest DCT scale that still covers decode_side (Pillow's draft mode),
-    which makes camera-sized photos several times cheaper to open.
-    """
-    image = Image.open(path)
-    width, height = image.size
-    if image.getexif().get(_ORIENTATION_TAG) in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
-    image.draft("RGB", (decode_side, decode_side))
-    image = ImageOps.exif_transpose(image)
-    return image.convert("RGB"), (width, height)
-
-
 class _PhotoDataset(Dataset):
-    def __init__(self, paths: list[str], image_size: int):
+    """Model input and statistics per photo; a photo that fails to decode yields its reason instead."""
+
+    def __init__(self, paths: list[str], image_size: int, max_pixels: int):
         transforms = import_torchvision().transforms
-        self.paths = paths
+        self.paths, self.max_pixels = paths, max_pixels
         # The usual ImageNet evaluation crop: short side to size/0.875, then the central size x size square.
         self.to_model_input = transforms.Compose(
             [
@@ -63,13 +48,28 @@ class _PhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray]:
-        path = self.paths[index]
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str]:
         try:
-            image, original_size = open_photo(Path(path), self.decode_side)
-        except (OSError, ValueError) as error:
-            raise KeeptrashError(f"{path}: no longer decodes ({error}); it changed after the download stage, rerun dvc repro") from None
-        return self.to_model_input(image), image_statistics(image, original_size)
+            with pixel_limit(self.max_pixels):
+                image, original_size = open_photo(Path(self.paths[index]), self.decode_side)
+        except ImageTooLarge as error:
+            return index, None, None, f"too large: {error}"
+        except DECODE_ERRORS as error:
+            return index, None, None, f"not a decodable image: {error}"
+        return index, self.to_model_input(image), image_statistics(image, original_size), ""
+
+
+def _collate(items: list[tuple]) -> tuple[list[int], torch.Tensor | None, np.ndarray | None, list[tuple[int, str]]]:
+    decoded = [item for item in items if item[1] is not None]
+    failures = [(index, reason) for index, pixels, _, reason in items if pixels is None]
+    if not decoded:
+        return [], None, None, failures
+    return (
+        [index for index, *_ in decoded],
+        torch.stack([pixels for _, pixels, _, _ in decoded]),
+        np.stack([stats for _, _, stats, _ in decoded]),
+        failures,
+    )
 
 
 def choose_device(requested: str) -> torch.device:
@@ -80,43 +80,64 @@ def choose_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def compute_missing(paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore) -> None:
-    """Run the backbone on the photos whose digests are not cached, flushing a shard every SHARD_SIZE images."""
+def compute_missing(paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
+    """Run the backbone on these photos, flushing a shard every SHARD_SIZE images; returns path -> reason for failures."""
     backbone = BACKBONES[params.backbone]
     device = choose_device(params.device)
     model = backbone.build().eval().to(device)
     mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
+    failures = {}
     progress = tqdm(total=len(paths), desc=f"extracting {params.backbone} features", unit="img", disable=None)
     with torch.inference_mode():
         for start in range(0, len(paths), SHARD_SIZE):
-            loader = DataLoader(_PhotoDataset(paths[start : start + SHARD_SIZE], params.image_size), batch_size=params.batch_size)
-            embeddings, statistics = [], []
-            for pixels, stats in loader:
-                batch = (pixels.to(device).float() - mean) / std
-                embeddings.append(model(batch).float().cpu().numpy())
-                statistics.append(stats.numpy())
-                progress.update(len(pixels))
-            store.append(digests[start : start + SHARD_SIZE], np.concatenate(embeddings), np.concatenate(statistics))
+            chunk = _PhotoDataset(paths[start : start + SHARD_SIZE], params.image_size, max_pixels)
+            done_digests, embeddings, statistics = [], [], []
+            for indices, pixels, stats, failed in DataLoader(chunk, batch_size=params.batch_size, collate_fn=_collate):
+                failures.update((chunk.paths[index], reason) for index, reason in failed)
+                if indices:
+                    batch = (pixels.to(device).float() - mean) / std
+                    embeddings.append(model(batch).float().cpu().numpy())
+                    statistics.append(stats)
+                    done_digests.extend(digests[start + index] for index in indices)
+                progress.update(len(indices) + len(failed))
+            if done_digests:
+                store.append(done_digests, np.concatenate(embeddings), np.concatenate(statistics))
     progress.close()
+    return failures
 
 
-def feature_table(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore) -> tuple[pd.DataFrame, int]:
-    """Features of every photo in `manifest` (key, path, sha256) and how many had to be computed."""
+def feature_table(
+    paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int
+) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """Features (sha256 + columns) of every photo that decodes, path -> reason for those that do not, and how many were computed.
+
+    Photos whose sha256 is already in the cache are not opened at all.
+    """
     index, embeddings, statistics = store.load()
-    unique = manifest.drop_duplicates("sha256")
-    todo = unique[~unique["sha256"].isin(index)]
-    if len(todo):
-        compute_missing(todo["path"].tolist(), todo["sha256"].tolist(), params, store)
+    todo = {digest: path for path, digest in zip(paths, digests) if digest not in index}
+    failures = {}
+    if todo:
+        failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels)
         index, embeddings, statistics = store.load()
-    rows = manifest["sha256"].map(index).to_numpy()
-    backbone = BACKBONES[params.backbone]
+    wanted = [digest for digest in dict.fromkeys(digests) if digest in index]
+    columns = embedding_columns(BACKBONES[params.backbone])
+    rows = [index[digest] for digest in wanted]
     table = pd.concat(
         [
-            manifest[["key"]].reset_index(drop=True),
-            pd.DataFrame(embeddings[rows].astype(np.float32), columns=embedding_columns(backbone)),
-            pd.DataFrame(statistics[rows], columns=list(STAT_NAMES)),
+            pd.DataFrame({"sha256": wanted}),
+            pd.DataFrame(embeddings[rows].astype(np.float32) if rows else None, columns=columns),
+            pd.DataFrame(statistics[rows] if rows else None, columns=list(STAT_NAMES)),
         ],
         axis=1,
     )
-    return table, len(todo)
+    return table, failures, len(todo) - len(failures)
+
+
+def manifest_features(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore, max_pixels: int) -> tuple[pd.DataFrame, int]:
+    """Features by key for the verified photos of the download manifest (key, path, sha256), and how many were computed."""
+    table, failures, extracted = feature_table(manifest["path"].tolist(), manifest["sha256"].tolist(), params, store, max_pixels)
+    if failures:
+        path, reason = next(iter(failures.items()))
+        raise KeeptrashError(f"{path}: no longer decodes ({reason}); it changed after the download stage, rerun dvc repro")
+    return manifest[["key", "sha256"]].merge(table, on="sha256", how="left").drop(columns="sha256"), extracted

@@ -4,7 +4,7 @@ import time
 
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
-from keeptrash.features.extract import cache_namespace, feature_table
+from keeptrash.features.extract import cache_namespace, manifest_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table, write_json, write_table
@@ -13,17 +13,17 @@ from keeptrash.params import load_params
 
 @exits_cleanly
 def main() -> None:
-    params = load_params().features
+    params = load_params()
     manifest = read_table(paths.MANIFEST, "download")
     usable = manifest[manifest["status"] == OK]
-    store = FeatureStore(default_cache_root(), cache_namespace(params))
+    store = FeatureStore(default_cache_root(), cache_namespace(params.features))
     started = time.perf_counter()
-    table, extracted = feature_table(usable, params, store)
+    table, extracted = manifest_features(usable, params.features, store, params.download.max_image_pixels)
     seconds = time.perf_counter() - started
     write_table(paths.FEATURES, table)
     write_json(
         paths.FEATURES_METRICS,
-        {"images": len(table), "backbone": params.backbone, "columns": table.shape[1] - 1},
+        {"images": len(table), "backbone": params.features.backbone, "columns": table.shape[1] - 1},
     )
     print(
         f"features: {len(table)} photos ({extracted} extracted, {len(table) - extracted} from the cache "

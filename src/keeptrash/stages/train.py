@@ -6,7 +6,7 @@ from keeptrash import paths
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
-from keeptrash.training import fit_classifier, join_features, split_scores, stamp_model, train_summary
+from keeptrash.training import decision_threshold, fit_classifier, join_features, split_scores, stamp_model, train_summary
 
 CURVE_NAMES = {"learn": "train", "validation": "val"}
 
@@ -28,15 +28,17 @@ def main() -> None:
     table, feature_columns, skipped = join_features(
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
-    model = fit_classifier(table[table["split"] == "train"], table[table["split"] == "val"], feature_columns, params.train)
-    stamp_model(model, params.features.backbone, params.features.image_size)
+    val = table[table["split"] == "val"]
+    model = fit_classifier(table[table["split"] == "train"], val, feature_columns, params.train)
+    threshold = decision_threshold(model, val, feature_columns, params.train)
+    stamp_model(model, params.features.backbone, params.features.image_size, threshold)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
     log_learning_curves(model.get_evals_result())
-    summary = train_summary(model, split_scores(model, table, feature_columns), skipped)
+    summary = train_summary(model, split_scores(model, table, feature_columns, threshold), threshold, skipped)
     write_json(paths.TRAIN_METRICS, summary)
     print(
         f"train: accuracy train {summary['train_accuracy']:.3f} / val {summary['val_accuracy']:.3f} / "
-        f"test {summary['test_accuracy']:.3f}, gap {summary['overfitting_gap']} points ({summary['overfitting_verdict']})"
+        f"test {summary['test_accuracy']:.3f}, gap {summary['overfitting_gap']} points ({summary['overfitting_verdict']}), keep at P >= {threshold}"
     )
 
 

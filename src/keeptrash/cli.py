@@ -1,0 +1,152 @@
+"""The `keeptrash` command: cull a photo folder with a trained model, and undo a move."""
+
+import argparse
+import dataclasses
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from keeptrash import paths
+from keeptrash.cull.contact_sheet import display_path, render_contact_sheet
+from keeptrash.cull.scan import scan_folder
+from keeptrash.cull.scoring import KEEP, load_scoring_model, score_photos
+from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
+from keeptrash.errors import KeeptrashError, exits_cleanly
+from keeptrash.features.store import default_cache_root
+from keeptrash.io import atomic_write
+
+# Large enough for 100+ MP panoramas, small enough that a decompression bomb is refused.
+DEFAULT_MAX_PIXELS = 300_000_000
+CSV_NAME, SHEET_NAME = "keeptrash.csv", "contact_sheet.html"
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keeptrash", description="Sort photos into keep and trash with a trained model.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cull = commands.add_parser(
+        "cull",
+        help="score a folder of photos; sort them only with --copy, --link or --move",
+        description="Score every photo in FOLDER and write a CSV and an HTML contact sheet to --out. "
+        "Nothing is copied, linked or moved unless asked; nothing is ever deleted or overwritten.",
+    )
+    cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC)")
+    cull.add_argument("--model", type=Path, default=paths.MODEL, help=f"model from the train stage (default {paths.MODEL})")
+    cull.add_argument("--out", type=Path, help="output folder for keep/, trash/, the CSV and contact sheet (default FOLDER-keeptrash)")
+    cull.add_argument("-r", "--recursive", action="store_true", help="also score photos in subfolders")
+    cull.add_argument("--threshold", type=_probability, help="keep when P(keep) >= this (default: chosen on validation, stored in the model)")
+    sort_mode = cull.add_mutually_exclusive_group()
+    for mode in MODES:
+        sort_mode.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=f"{mode} photos into OUT/keep and OUT/trash")
+    cull.add_argument("--no-contact-sheet", dest="contact_sheet", action="store_false", help="skip the HTML contact sheet")
+    cull.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS, help="skip images larger than this (default %(default)s)")
+    cull.add_argument("--batch-size", type=_positive, default=32, help="images per CNN batch (default %(default)s)")
+    undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
+    undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` wrote")
+    return parser
+
+
+def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
+    counts = Counter(reason.split(":")[0] for _, reason in skipped)
+    return ", ".join(f"{reason} {count}" for reason, count in counts.most_common())
+
+
+def sort_scored(scores: pd.DataFrame, out: Path, mode: str) -> Path | None:
+    """Sort every scored photo into out/keep or out/trash, filling sorted_to and action; returns the undo journal of a move."""
+    journal = UndoJournal(out / f"undo-{datetime.now():%Y%m%d-%H%M%S}.jsonl") if mode == "move" else None
+    try:
+        for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
+            try:
+                where, action = sort_photo(row["path"], out / row["decision"], mode, row["sha256"], journal)
+            except OSError as error:
+                where, action = "", f"not sorted: {error.strerror or error}"
+            scores.loc[index, ["sorted_to", "action"]] = [display_path(where), action]
+    finally:
+        if journal:
+            journal.close()
+    return journal.path if journal else None
+
+
+def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.DataFrame:
+    """One CSV row per photo found: the scored ones, then the skipped ones with decision "skipped" and the reason."""
+    skipped_rows = pd.DataFrame(
+        {"path": [path for path, _ in skipped], "decision": "skipped", "reason": [reason for _, reason in skipped]}
+    )
+    table = pd.concat([scores, skipped_rows], ignore_index=True)
+    return table.assign(path=table["path"].map(display_path))
+
+
+def cull(args: argparse.Namespace) -> None:
+    folder = args.folder
+    out = args.out or folder.resolve().parent / f"{folder.resolve().name}-keeptrash"
+    model = load_scoring_model(args.model, batch_size=args.batch_size)
+    if args.threshold is not None:
+        model = dataclasses.replace(model, threshold=args.threshold)
+    started = time.perf_counter()
+    scan = scan_folder(folder, args.recursive, exclude=out)
+    scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
+    skipped = scan.skipped + failed
+    scoring_seconds = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    if args.contact_sheet:
+        # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
+        page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {display_path(folder)}", args.max_pixels)
+        atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
+    scores = scores.assign(sorted_to="", action="")
+    journal = sort_scored(scores, out, args.mode) if args.mode else None
+    table = results_table(scores, skipped)
+    atomic_write(out / CSV_NAME, lambda temp: table.to_csv(temp, index=False, encoding="utf-8"))
+    seconds = time.perf_counter() - started
+    kept = int((scores["decision"] == KEEP).sum())
+    scanned = len(scan.photos) + len(scan.skipped)
+    print(
+        f"cull: scanned {scanned}, keep {kept}, trash {len(scores) - kept}, skipped {len(skipped)}"
+        + (f" ({_skip_summary(skipped)})" if skipped else "")
+        + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
+    )
+    print(f"cull: wrote {display_path(out / CSV_NAME)}" + (f" and {display_path(out / SHEET_NAME)}" if args.contact_sheet else ""))
+    if not args.mode:
+        print("cull: dry run, no photo was copied, linked or moved; review the contact sheet, then rerun with --copy, --link or --move")
+        return
+    actions = Counter(scores["action"])
+    print(f"cull: into {display_path(out)}/keep and /trash: " + ", ".join(f"{action} {count}" for action, count in actions.most_common()))
+    if journal:
+        print(f"cull: to put the moved photos back: keeptrash undo {display_path(journal)}")
+
+
+def undo(args: argparse.Namespace) -> None:
+    report = undo_moves(args.manifest)
+    for path, reason in report.problems:
+        print(f"undo: {display_path(path)}: {reason}")
+    print(f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}")
+    if report.problems:
+        raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")
+
+
+@exits_cleanly
+def main() -> None:
+    args = build_parser().parse_args()
+    {"cull": cull, "undo": undo}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

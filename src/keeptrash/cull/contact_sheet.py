@@ -1,0 +1,80 @@
+"""A self-contained HTML page of thumbnails, keep and trash side by side, for a person to check before sorting."""
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from keeptrash.cull.scoring import KEEP, TRASH
+from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
+
+THUMBNAIL_SIDE = 240
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
+.columns { display: flex; gap: 2em; align-items: flex-start; }
+.column { flex: 1; }
+.grid { display: flex; flex-wrap: wrap; gap: 10px; }
+figure { margin: 0; width: 250px; background: #fff; border: 1px solid #ddd; padding: 5px; }
+figure img { display: block; margin: 0 auto; max-width: 240px; max-height: 240px; }
+figcaption { font-size: 12px; overflow-wrap: anywhere; }
+.probability { font-weight: bold; font-size: 14px; }
+h2.keep { color: #1b7a2e; } h2.trash { color: #a61b1b; }
+table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: left; }
+"""
+
+
+def display_path(path: Path | str) -> str:
+    """File names that are not valid UTF-8 show their raw bytes as \\xNN instead of breaking the page or CSV."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) -> str:
+    """An upright JPEG thumbnail as a data: URI, or "" when the photo cannot be opened any more."""
+    try:
+        with pixel_limit(max_pixels):
+            image, _ = open_photo(path, side)
+    except (ImageTooLarge, *DECODE_ERRORS):
+        return ""
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _card(row: pd.Series, thumbnail: str) -> str:
+    name = html.escape(display_path(Path(row["path"]).name))
+    image = f'<img src="{thumbnail}" alt="{name}">' if thumbnail else "<p>(no thumbnail)</p>"
+    return (
+        f'<figure class="{row["decision"]}">{image}<figcaption>'
+        f'<span class="probability">{row["keep_probability"]:.2f}</span> {name}<br>'
+        f'{html.escape(row["reason"])}</figcaption></figure>'
+    )
+
+
+def render_contact_sheet(scores: pd.DataFrame, skipped: list[tuple[Path, str]], threshold: float, title: str, max_pixels: int) -> str:
+    """scores has path, keep_probability, decision and reason; both columns run from most to least likely keep."""
+    ranked = scores.sort_values("keep_probability", ascending=False, kind="stable")
+    cards = {KEEP: [], TRASH: []}
+    for _, row in tqdm(ranked.iterrows(), total=len(ranked), desc="contact sheet", unit="img", disable=None):
+        cards[row["decision"]].append(_card(row, thumbnail_data_uri(Path(row["path"]), max_pixels)))
+    columns = "".join(
+        f'<div class="column"><h2 class="{decision}">{decision} ({len(cards[decision])})</h2>'
+        f'<div class="grid">{"".join(cards[decision])}</div></div>'
+        for decision in (KEEP, TRASH)
+    )
+    skipped_rows = "".join(
+        f"<tr><td>{html.escape(display_path(path))}</td><td>{html.escape(reason)}</td></tr>" for path, reason in skipped
+    )
+    skipped_table = (
+        f"<h2>skipped ({len(skipped)})</h2><table><tr><th>file</th><th>reason</th></tr>{skipped_rows}</table>" if skipped else ""
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{len(scores)} photos scored; keep when the keep probability is at least {threshold:g}. "
+        "Reasons are the features that pushed the decision most (SHAP, log-odds).</p>"
+        f'<div class="columns">{columns}</div>{skipped_table}</body></html>\n'
+    )

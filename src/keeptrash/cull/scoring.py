@@ -1,0 +1,120 @@
+"""Score photos with a model the train stage produced, using the feature pipeline recorded in the model."""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier, CatBoostError, Pool
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.features import PREPROCESSING_VERSION
+from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
+from keeptrash.features.image_stats import STAT_NAMES
+from keeptrash.features.store import FeatureStore
+from keeptrash.params import FeaturesParams
+
+KEEP, TRASH = "keep", "trash"
+# The CNN embedding's 1280+ columns mean nothing one by one; their summed contribution is "image content".
+CONTENT = "image content"
+REASONS_SHOWN = 2
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    classifier: CatBoostClassifier
+    features: FeaturesParams
+    threshold: float
+
+
+def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -> ScoringModel:
+    """The model and the feature settings it was trained with, read from its own metadata."""
+    if not path.is_file():
+        raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
+    classifier = CatBoostClassifier()
+    try:
+        classifier.load_model(str(path))
+    except CatBoostError:
+        raise KeeptrashError(f"{path}: not a CatBoost model file; pass the models/model.cbm that dvc repro wrote") from None
+    metadata = classifier.get_metadata()
+    missing = [key for key in ("backbone", "image_size", "preprocessing_version", "decision_threshold") if key not in metadata]
+    if missing:
+        raise KeeptrashError(f"{path}: model lacks {', '.join(missing)} in its metadata; it was not made by keeptrash's train stage")
+    if metadata["preprocessing_version"] != str(PREPROCESSING_VERSION):
+        raise KeeptrashError(
+            f"{path}: model was trained on preprocessing v{metadata['preprocessing_version']}, this keeptrash computes "
+            f"v{PREPROCESSING_VERSION}; retrain it with dvc repro"
+        )
+    if metadata["backbone"] not in BACKBONES:
+        raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
+    features = FeaturesParams(metadata["backbone"], int(metadata["image_size"]), batch_size, device)
+    expected = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
+    if list(classifier.feature_names_) != expected:
+        raise KeeptrashError(f"{path}: model's feature columns differ from {features.backbone} + image statistics; retrain it")
+    return ScoringModel(classifier, features, float(metadata["decision_threshold"]))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:
+    """The strongest contributions (SHAP, in log-odds) towards the decision taken, e.g. 'sharpness 1.21 (+0.35)'."""
+    content = contributions[[name.startswith("cnn_") for name in feature_names]].sum()
+    named = {name: contributions[i] for i, name in enumerate(feature_names) if not name.startswith("cnn_")}
+    named[CONTENT] = content
+    towards = sorted(
+        ((name, value) for name, value in named.items() if (value > 0) == keep and value != 0),
+        key=lambda item: abs(item[1]),
+        reverse=True,
+    )[:REASONS_SHOWN]
+    return ", ".join(
+        f"{name} ({value:+.2f})" if name == CONTENT else f"{name} {values[name]:.3g} ({value:+.2f})" for name, value in towards
+    )
+
+
+def score_photos(paths: list[Path], model: ScoringModel, cache_root: Path, max_pixels: int) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
+    """keep_probability, decision, reason and image statistics per photo that decodes; (path, reason) for the rest.
+
+    Features come from the same content-addressed cache as the pipeline's, so photos already
+    scored (or used in training) are not decoded again, and an interrupted run resumes.
+    """
+    skipped, readable, digests = [], [], []
+    for path in paths:
+        try:
+            if path.stat().st_size == 0:
+                skipped.append((path, "empty file"))
+                continue
+            digest = file_digest(path)
+        except OSError as error:
+            skipped.append((path, f"unreadable: {error.strerror}"))
+            continue
+        readable.append(path)
+        digests.append(digest)
+    store = FeatureStore(cache_root, cache_namespace(model.features))
+    features, failures, _ = feature_table([str(path) for path in readable], digests, model.features, store, max_pixels)
+    skipped.extend((Path(path), reason) for path, reason in failures.items())
+    photos = pd.DataFrame({"path": readable, "sha256": digests}).merge(features, on="sha256")
+    if photos.empty:
+        return pd.DataFrame(columns=["path", "sha256", "keep_probability", "decision", "reason", *STAT_NAMES]), skipped
+    columns = list(model.classifier.feature_names_)
+    probabilities = model.classifier.predict_proba(photos[columns])[:, 1]
+    contributions = model.classifier.get_feature_importance(Pool(photos[columns]), type="ShapValues")[:, :-1]
+    keep = probabilities >= model.threshold
+    scores = pd.DataFrame(
+        {
+            "path": photos["path"],
+            "sha256": photos["sha256"],
+            "keep_probability": probabilities.round(4),
+            "decision": np.where(keep, KEEP, TRASH),
+            "reason": [explain(contributions[i], columns, photos.iloc[i], keep[i]) for i in range(len(photos))],
+        }
+    )
+    return pd.concat([scores, photos[list(STAT_NAMES)]], axis=1), skipped

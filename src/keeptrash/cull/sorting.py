@@ -1,0 +1,176 @@
+"""Put photos into keep/ and trash/ without ever overwriting or losing a file, and undo a move.
+
+Every new name is claimed exclusively (a hard link or an O_EXCL create), so an existing file is
+never replaced, even by another process racing for the same name. A move is a new name for the
+photo, a journal line saying where it went, and only then removal of the old name.
+"""
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keeptrash.cull.scoring import file_digest
+from keeptrash.errors import KeeptrashError
+
+MODES = ("copy", "link", "move")
+# Hard links cannot cross filesystems (EXDEV) and some filesystems refuse them outright.
+_NO_HARD_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def candidate_paths(folder: Path, name: str) -> Iterator[Path]:
+    """folder/name, then folder/stem-1.suffix, folder/stem-2.suffix, ..."""
+    yield folder / name
+    stem, suffix = os.path.splitext(name)
+    number = 1
+    while True:
+        yield folder / f"{stem}-{number}{suffix}"
+        number += 1
+
+
+def _copy_exclusive(source: Path, target: Path) -> None:
+    with source.open("rb") as reader, target.open("xb") as writer:
+        try:
+            shutil.copyfileobj(reader, writer)
+            writer.flush()
+            os.fsync(writer.fileno())
+        except BaseException:
+            target.unlink()
+            raise
+    shutil.copystat(source, target)
+
+
+def _transfer(source: Path, target: Path) -> None:
+    """Make target the same file as source (a hard link, else a verified copy), keeping source; FileExistsError if taken."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+        return
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINK:
+            raise
+    if source.is_symlink():
+        os.symlink(os.path.realpath(source), target)
+        return
+    _copy_exclusive(source, target)
+    if file_digest(source) != file_digest(target):
+        target.unlink()
+        raise OSError(errno.EIO, f"copy to {target} does not match the original; the original is untouched")
+
+
+def _link(source: Path, target: Path) -> str:
+    try:
+        os.link(source, target)
+        return "linked"
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINK:
+            raise
+    os.symlink(os.path.abspath(source), target)
+    return "symlinked"
+
+
+def _already_there(source: Path, candidate: Path, mode: str) -> bool:
+    """A copy or link from an earlier, perhaps interrupted, run: reuse it instead of making a duplicate."""
+    if mode == "link":
+        return os.path.samefile(source, candidate)
+    return candidate.is_file() and candidate.stat().st_size == source.stat().st_size and file_digest(candidate) == file_digest(source)
+
+
+class UndoJournal:
+    """One JSON line per moved photo (from, to, sha256), synced to disk before the photo leaves its folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = path.open("a", encoding="ascii")
+
+    def record(self, original: Path, moved_to: Path, sha256: str) -> None:
+        # ensure_ascii keeps undecodable bytes in file names as \udcXX escapes, which read back exactly.
+        entry = {"from": os.path.abspath(original), "to": os.path.abspath(moved_to), "sha256": sha256}
+        self._handle.write(json.dumps(entry, ensure_ascii=True) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def sort_photo(source: Path, folder: Path, mode: str, sha256: str, journal: UndoJournal | None) -> tuple[Path, str]:
+    """Copy, link or move source into folder under its own name or the first free suffixed one; (where, what was done)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for candidate in candidate_paths(folder, source.name):
+        if _exists(candidate):
+            if mode != "move" and _already_there(source, candidate, mode):
+                return candidate, "already there"
+            continue
+        try:
+            if mode == "copy":
+                _copy_exclusive(source, candidate)
+                return candidate, "copied"
+            if mode == "link":
+                return candidate, _link(source, candidate)
+            _transfer(source, candidate)
+        except FileExistsError:
+            continue
+        journal.record(source, candidate, sha256)
+        os.unlink(source)
+        return candidate, "moved"
+    raise AssertionError("candidate_paths is endless")
+
+
+@dataclass
+class UndoReport:
+    restored: int = 0
+    already_restored: int = 0
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def read_journal(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise KeeptrashError(f"{path}: undo manifest not found; pass the undo-*.jsonl file that `keeptrash cull --move` wrote")
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entries.append({"from": Path(entry["from"]), "to": Path(entry["to"])})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise KeeptrashError(f"{path}: line {number} is not an undo record (from, to, sha256); was the file edited?") from None
+    return entries
+
+
+def undo_moves(journal_path: Path) -> UndoReport:
+    """Put every photo the journal moved back where it was; never overwrites, and can be run again safely."""
+    report = UndoReport()
+    for entry in reversed(read_journal(journal_path)):
+        original, moved = entry["from"], entry["to"]
+        if not _exists(moved):
+            if _exists(original):
+                report.already_restored += 1
+            else:
+                report.problems.append((original, f"missing: neither here nor at {moved}"))
+            continue
+        if _exists(original):
+            if os.path.samefile(original, moved):
+                # A move interrupted between its two steps: both names are one file, so dropping one loses nothing.
+                os.unlink(moved)
+                report.already_restored += 1
+            else:
+                report.problems.append((original, f"another file now has this name; the photo stays at {moved}"))
+            continue
+        try:
+            original.parent.mkdir(parents=True, exist_ok=True)
+            _transfer(moved, original)
+        except OSError as error:
+            report.problems.append((original, f"cannot restore ({error.strerror}); the photo stays at {moved}"))
+            continue
+        os.unlink(moved)
+        report.restored += 1
+    return report
