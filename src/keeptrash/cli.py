@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash import paths
-from keeptrash.cull.contact_sheet import display_path, render_contact_sheet
+from keeptrash.cull.contact_sheet import printable, render_contact_sheet
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import KEEP, load_scoring_model, score_photos
 from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
@@ -79,7 +79,7 @@ def sort_scored(scores: pd.DataFrame, out: Path, mode: str) -> Path | None:
                 where, action = sort_photo(row["path"], out / row["decision"], mode, row["sha256"], journal)
             except OSError as error:
                 where, action = "", f"not sorted: {error.strerror or error}"
-            scores.loc[index, ["sorted_to", "action"]] = [display_path(where), action]
+            scores.loc[index, ["sorted_to", "action"]] = [printable(where), action]
     finally:
         if journal:
             journal.close()
@@ -89,10 +89,11 @@ def sort_scored(scores: pd.DataFrame, out: Path, mode: str) -> Path | None:
 def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.DataFrame:
     """One CSV row per photo found: the scored ones, then the skipped ones with decision "skipped" and the reason."""
     skipped_rows = pd.DataFrame(
-        {"path": [path for path, _ in skipped], "decision": "skipped", "reason": [reason for _, reason in skipped]}
+        {"path": [path for path, _ in skipped], "decision": "skipped", "reason": [reason for _, reason in skipped]},
+        dtype=object,
     )
     table = pd.concat([scores, skipped_rows], ignore_index=True)
-    return table.assign(path=table["path"].map(display_path))
+    return table.assign(path=table["path"].map(printable), reason=table["reason"].map(printable))
 
 
 def cull(args: argparse.Namespace) -> None:
@@ -109,7 +110,7 @@ def cull(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.contact_sheet:
         # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
-        page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {display_path(folder)}", args.max_pixels)
+        page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels)
         atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
     scores = scores.assign(sorted_to="", action="")
     journal = sort_scored(scores, out, args.mode) if args.mode else None
@@ -123,20 +124,20 @@ def cull(args: argparse.Namespace) -> None:
         + (f" ({_skip_summary(skipped)})" if skipped else "")
         + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
     )
-    print(f"cull: wrote {display_path(out / CSV_NAME)}" + (f" and {display_path(out / SHEET_NAME)}" if args.contact_sheet else ""))
+    print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
     if not args.mode:
         print("cull: dry run, no photo was copied, linked or moved; review the contact sheet, then rerun with --copy, --link or --move")
         return
     actions = Counter(scores["action"])
-    print(f"cull: into {display_path(out)}/keep and /trash: " + ", ".join(f"{action} {count}" for action, count in actions.most_common()))
+    print(f"cull: into {printable(out)}/keep and /trash: " + ", ".join(f"{action} {count}" for action, count in actions.most_common()))
     if journal:
-        print(f"cull: to put the moved photos back: keeptrash undo {display_path(journal)}")
+        print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
 
 
 def undo(args: argparse.Namespace) -> None:
     report = undo_moves(args.manifest)
     for path, reason in report.problems:
-        print(f"undo: {display_path(path)}: {reason}")
+        print(f"undo: {printable(path)}: {printable(reason)}")
     print(f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}")
     if report.problems:
         raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")

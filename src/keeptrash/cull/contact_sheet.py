@@ -3,6 +3,7 @@
 import base64
 import html
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -26,9 +27,13 @@ table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid
 """
 
 
-def display_path(path: Path | str) -> str:
-    """File names that are not valid UTF-8 show their raw bytes as \\xNN instead of breaking the page or CSV."""
-    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+def printable(text: Path | str) -> str:
+    """Text for people: bytes of file names that are not valid UTF-8 show as \\xNN instead of breaking the page or CSV."""
+    try:
+        raw = os.fsencode(str(text))
+    except UnicodeEncodeError:
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) -> str:
@@ -45,7 +50,7 @@ def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) 
 
 
 def _card(row: pd.Series, thumbnail: str) -> str:
-    name = html.escape(display_path(Path(row["path"]).name))
+    name = html.escape(printable(Path(row["path"]).name))
     image = f'<img src="{thumbnail}" alt="{name}">' if thumbnail else "<p>(no thumbnail)</p>"
     return (
         f'<figure class="{row["decision"]}">{image}<figcaption>'
@@ -66,7 +71,7 @@ def render_contact_sheet(scores: pd.DataFrame, skipped: list[tuple[Path, str]], 
         for decision in (KEEP, TRASH)
     )
     skipped_rows = "".join(
-        f"<tr><td>{html.escape(display_path(path))}</td><td>{html.escape(reason)}</td></tr>" for path, reason in skipped
+        f"<tr><td>{html.escape(printable(path))}</td><td>{html.escape(printable(reason))}</td></tr>" for path, reason in skipped
     )
     skipped_table = (
         f"<h2>skipped ({len(skipped)})</h2><table><tr><th>file</th><th>reason</th></tr>{skipped_rows}</table>" if skipped else ""

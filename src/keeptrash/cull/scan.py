@@ -26,29 +26,34 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def scan_folder(root: Path, recursive: bool, exclude: Path | None = None) -> ScanResult:
     """Image files (by suffix) in `root`, and below it when recursive, in a stable order.
 
-    Symlinks are followed, but a folder is entered once (so a link to an ancestor is reported,
-    not looped through) and a file reached by two routes is scored once. Hidden entries, such as
+    Symlinks are followed, but a folder is entered once (a link back to an ancestor is reported
+    as a loop, not followed) and a file reached by two routes is scored once. Hidden entries, such as
     macOS's ._IMG_0001.JPG resource forks, are not photos and are passed over. `exclude` is a
     folder not to enter: the output folder when it lies inside the one being culled.
     """
     if not root.is_dir():
         raise KeeptrashError(f"{root}: not a folder; pass the folder of photos to cull")
     result = ScanResult()
-    entered: set[tuple[int, int]] = set()
+    entered: dict[tuple[int, int], Path] = {}
+    ancestors: set[tuple[int, int]] = set()
     first_route: dict[tuple[int, int], Path] = {}
     excluded = _identity(exclude) if exclude is not None else None
 
     def visit(folder: Path) -> None:
         identity = _identity(folder)
-        if identity in entered:
-            result.skipped.append((folder, "symlink loop: this folder was already scanned"))
+        if identity in ancestors:
+            result.skipped.append((folder, "symlink loop: links back to a folder that contains it"))
             return
-        entered.add(identity)
+        if identity in entered:
+            result.skipped.append((folder, f"already scanned as {entered[identity]}"))
+            return
+        entered[identity] = folder
+        ancestors.add(identity)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as error:
             result.skipped.append((folder, f"unreadable folder: {error.strerror}"))
-            return
+            entries = []
         for entry in entries:
             path = Path(entry.path)
             if entry.name.startswith("."):
@@ -68,6 +73,7 @@ def scan_folder(root: Path, recursive: bool, exclude: Path | None = None) -> Sca
             else:
                 first_route[file_identity] = path
                 result.photos.append(path)
+        ancestors.discard(identity)
 
     visit(root)
     return result

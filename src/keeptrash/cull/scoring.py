@@ -75,6 +75,9 @@ def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Seri
         key=lambda item: abs(item[1]),
         reverse=True,
     )[:REASONS_SHOWN]
+    if not towards:
+        # Every feature pulls the other way, but not far enough to undo the model's starting point.
+        return f"no feature stands out; the model leans {KEEP if keep else TRASH} for a typical photo"
     return ", ".join(
         f"{name} ({value:+.2f})" if name == CONTENT else f"{name} {values[name]:.3g} ({value:+.2f})" for name, value in towards
     )

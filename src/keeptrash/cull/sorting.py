@@ -64,21 +64,40 @@ def _transfer(source: Path, target: Path) -> None:
         raise OSError(errno.EIO, f"copy to {target} does not match the original; the original is untouched")
 
 
-def _link(source: Path, target: Path) -> str:
+def _same_inode(first: Path, second: Path) -> bool:
+    """Two names of one file (hard links); symlinks are not followed, so a link to a file is not that file."""
     try:
-        os.link(source, target)
+        one, other = os.lstat(first), os.lstat(second)
+    except OSError:
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def _digest_or_none(path: Path) -> str | None:
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
+
+
+def _link(source: Path, target: Path) -> str:
+    # The photo itself, not a symlink to it: a relative symlink would point elsewhere from keep/ or trash/.
+    photo = os.path.realpath(source)
+    try:
+        os.link(photo, target)
         return "linked"
     except OSError as error:
         if error.errno not in _NO_HARD_LINK:
             raise
-    os.symlink(os.path.abspath(source), target)
+    os.symlink(photo, target)
     return "symlinked"
 
 
 def _already_there(source: Path, candidate: Path, mode: str) -> bool:
     """A copy or link from an earlier, perhaps interrupted, run: reuse it instead of making a duplicate."""
     if mode == "link":
-        return os.path.samefile(source, candidate)
+        photo = os.path.realpath(source)
+        return os.readlink(candidate) == photo if candidate.is_symlink() else _same_inode(Path(photo), candidate)
     return candidate.is_file() and candidate.stat().st_size == source.stat().st_size and file_digest(candidate) == file_digest(source)
 
 
@@ -132,16 +151,17 @@ class UndoReport:
 
 
 def read_journal(path: Path) -> list[dict]:
+    """The records of an undo journal; any line that is not one is an error naming it, before anything moves."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: undo manifest not found; pass the undo-*.jsonl file that `keeptrash cull --move` wrote")
     entries = []
-    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), start=1):
+    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
-            entries.append({"from": Path(entry["from"]), "to": Path(entry["to"])})
-        except (json.JSONDecodeError, KeyError, TypeError):
+            entry = json.loads(line.decode("ascii"))
+            entries.append({"from": Path(entry["from"]), "to": Path(entry["to"]), "sha256": str(entry["sha256"])})
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
             raise KeeptrashError(f"{path}: line {number} is not an undo record (from, to, sha256); was the file edited?") from None
     return entries
 
@@ -150,20 +170,23 @@ def undo_moves(journal_path: Path) -> UndoReport:
     """Put every photo the journal moved back where it was; never overwrites, and can be run again safely."""
     report = UndoReport()
     for entry in reversed(read_journal(journal_path)):
-        original, moved = entry["from"], entry["to"]
+        original, moved, sha256 = entry["from"], entry["to"], entry["sha256"]
         if not _exists(moved):
-            if _exists(original):
+            if _digest_or_none(original) == sha256:
                 report.already_restored += 1
             else:
                 report.problems.append((original, f"missing: neither here nor at {moved}"))
             continue
         if _exists(original):
-            if os.path.samefile(original, moved):
+            if _same_inode(original, moved):
                 # A move interrupted between its two steps: both names are one file, so dropping one loses nothing.
                 os.unlink(moved)
                 report.already_restored += 1
             else:
                 report.problems.append((original, f"another file now has this name; the photo stays at {moved}"))
+            continue
+        if _digest_or_none(moved) != sha256:
+            report.problems.append((original, f"{moved} is no longer the photo moved there (its bytes differ); left it in place"))
             continue
         try:
             original.parent.mkdir(parents=True, exist_ok=True)
