@@ -61,6 +61,9 @@ def test_load_params_reads_the_file(raw_params):
         ({"labels__margin": -0.1}, "labels.margin"),
         ({"features__device": "tpu"}, "features.device"),
         ({"train__class_weights": "Balanced"}, "train.class_weights"),
+        ({"train__decision_threshold": 1.5}, "train.decision_threshold"),
+        ({"train__decision_threshold": "automatic"}, "train.decision_threshold"),
+        ({"train__decision_threshold": True}, "train.decision_threshold"),
         ({"metadata__votes_files": []}, "metadata.votes_files"),
         ({"labels__val_fraction": 0.6, "labels__test_fraction": 0.5}, "labels.val_fraction + labels.test_fraction"),
         ({"labels__val_fraction": 0.5, "labels__test_fraction": 0.5}, "labels.val_fraction + labels.test_fraction"),
@@ -102,6 +105,12 @@ def test_section_that_is_not_a_mapping_and_empty_file(raw_params):
         parse_params({**raw_params, "train": [1, 2]})
     with pytest.raises(KeeptrashError, match="expected a mapping of sections"):
         parse_params(None)
+
+
+def test_decision_threshold_is_auto_or_a_probability(raw_params):
+    assert parse_params(raw_params).train.decision_threshold is None  # the shipped params.yaml says auto
+    assert parse_params(changed(raw_params, train__decision_threshold=0.35)).train.decision_threshold == 0.35
+    assert parse_params(changed(raw_params, train__decision_threshold=0)).train.decision_threshold == 0.0
 
 
 def test_boundaries_are_accepted(raw_params):

