@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, CatBoostError, Pool
+from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
@@ -90,7 +91,7 @@ def score_photos(paths: list[Path], model: ScoringModel, cache_root: Path, max_p
     scored (or used in training) are not decoded again, and an interrupted run resumes.
     """
     skipped, readable, digests = [], [], []
-    for path in paths:
+    for path in tqdm(paths, desc="reading", unit="img", disable=None):
         try:
             if path.stat().st_size == 0:
                 skipped.append((path, "empty file"))
