@@ -1,10 +1,13 @@
 """Extract features for every verified photo, computing only those the cache does not have yet."""
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -29,12 +32,20 @@ def embedding_columns(backbone: Backbone) -> list[str]:
     return [f"cnn_{index:04d}" for index in range(backbone.dim)]
 
 
+# Given the short side to decode at, an upright RGB image and the size statistics should report.
+PhotoLoader = Callable[[int], tuple[Image.Image, tuple[int, int]]]
+
+
+def photo_file(path: str | Path) -> PhotoLoader:
+    return functools.partial(open_photo, Path(path))
+
+
 class _PhotoDataset(Dataset):
     """Model input and statistics per photo; a photo that fails to decode yields its reason instead."""
 
-    def __init__(self, paths: list[str], image_size: int, max_pixels: int):
+    def __init__(self, loaders: list[PhotoLoader], image_size: int, max_pixels: int):
         transforms = import_torchvision().transforms
-        self.paths, self.max_pixels = paths, max_pixels
+        self.loaders, self.max_pixels = loaders, max_pixels
         # The usual ImageNet evaluation crop: short side to size/0.875, then the central size x size square.
         self.to_model_input = transforms.Compose(
             [
@@ -46,12 +57,12 @@ class _PhotoDataset(Dataset):
         self.decode_side = max(ANALYSIS_SIDE, round(image_size / 0.875))
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.loaders)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str]:
         try:
             with pixel_limit(self.max_pixels):
-                image, original_size = open_photo(Path(self.paths[index]), self.decode_side)
+                image, original_size = self.loaders[index](self.decode_side)
         except ImageTooLarge as error:
             return index, None, None, f"too large: {error}"
         except DECODE_ERRORS as error:
@@ -80,49 +91,52 @@ def choose_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def compute_missing(paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
-    """Run the backbone on these photos, flushing a shard every SHARD_SIZE images; returns path -> reason for failures."""
+def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
+    """Run the backbone on these photos, cached under their keys, flushing a shard every SHARD_SIZE images.
+
+    Returns key -> reason for the photos that could not be decoded.
+    """
     backbone = BACKBONES[params.backbone]
     device = choose_device(params.device)
     model = backbone.build().eval().to(device)
     mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
     failures = {}
-    progress = tqdm(total=len(paths), desc=f"extracting {params.backbone} features", unit="img", disable=None)
+    progress = tqdm(total=len(loaders), desc=f"extracting {params.backbone} features", unit="img", disable=None)
     with torch.inference_mode():
-        for start in range(0, len(paths), SHARD_SIZE):
-            chunk = _PhotoDataset(paths[start : start + SHARD_SIZE], params.image_size, max_pixels)
-            done_digests, embeddings, statistics = [], [], []
+        for start in range(0, len(loaders), SHARD_SIZE):
+            chunk = _PhotoDataset(loaders[start : start + SHARD_SIZE], params.image_size, max_pixels)
+            done_keys, embeddings, statistics = [], [], []
             for indices, pixels, stats, failed in DataLoader(chunk, batch_size=params.batch_size, collate_fn=_collate):
-                failures.update((chunk.paths[index], reason) for index, reason in failed)
+                failures.update((keys[start + index], reason) for index, reason in failed)
                 if indices:
                     batch = (pixels.to(device).float() - mean) / std
                     embeddings.append(model(batch).float().cpu().numpy())
                     statistics.append(stats)
-                    done_digests.extend(digests[start + index] for index in indices)
+                    done_keys.extend(keys[start + index] for index in indices)
                 progress.update(len(indices) + len(failed))
-            if done_digests:
-                store.append(done_digests, np.concatenate(embeddings), np.concatenate(statistics))
+            if done_keys:
+                store.append(done_keys, np.concatenate(embeddings), np.concatenate(statistics))
     progress.close()
     return failures
 
 
-def feature_table(
-    paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int
+def loaded_features(
+    loaders: dict[str, PhotoLoader], params: FeaturesParams, store: FeatureStore, max_pixels: int
 ) -> tuple[pd.DataFrame, dict[str, str], int]:
-    """Features (sha256 + columns) of every photo that decodes, path -> reason for those that do not, and how many were computed.
+    """Features ("sha256" key + columns) of every photo that loads, key -> reason for those that do not, and how many were computed.
 
-    Photos whose sha256 is already in the cache are not opened at all.
+    Photos whose key is already in the cache are not loaded at all.
     """
     index, embeddings, statistics = store.load()
-    todo = {digest: path for path, digest in zip(paths, digests) if digest not in index}
+    todo = {key: loader for key, loader in loaders.items() if key not in index}
     failures = {}
     if todo:
         failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels)
         index, embeddings, statistics = store.load()
-    wanted = [digest for digest in dict.fromkeys(digests) if digest in index]
+    wanted = [key for key in loaders if key in index]
     columns = embedding_columns(BACKBONES[params.backbone])
-    rows = [index[digest] for digest in wanted]
+    rows = [index[key] for key in wanted]
     table = pd.concat(
         [
             pd.DataFrame({"sha256": wanted}),
@@ -132,6 +146,19 @@ def feature_table(
         axis=1,
     )
     return table, failures, len(todo) - len(failures)
+
+
+def feature_table(
+    paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int
+) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """Features of photo files keyed by their sha256; failures by path. Files with equal bytes are decoded once."""
+    first_path = {}
+    for path, digest in zip(paths, digests):
+        first_path.setdefault(digest, path)
+    table, failures, computed = loaded_features(
+        {digest: photo_file(path) for digest, path in first_path.items()}, params, store, max_pixels
+    )
+    return table, {path: failures[digest] for path, digest in zip(paths, digests) if digest in failures}, computed
 
 
 def manifest_features(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore, max_pixels: int) -> tuple[pd.DataFrame, int]:
