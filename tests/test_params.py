@@ -85,7 +85,7 @@ def test_bad_value_message_says_what_was_given(raw_params):
     assert str(error.value) == "params.yaml: train.depth must be a whole number from 1 to 16, got 'six'"
 
 
-@pytest.mark.parametrize("section", ["metadata", "labels", "download", "features", "train"])
+@pytest.mark.parametrize("section", ["metadata", "labels", "download", "features", "train", "analyze"])
 def test_missing_section_is_named(raw_params, section):
     raw = copy.deepcopy(raw_params)
     del raw[section]

@@ -19,7 +19,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = 48
-STAGES = ("metadata", "labels", "download", "features", "train", "benchmark")
+STAGES = ("metadata", "labels", "download", "features", "train", "benchmark", "analyze")
+DEGRADED_PHOTOS = 2
 
 
 def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -64,7 +65,10 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in ratings["path"]:
         shutil.copy(REPO / "data/sample/livec" / path, repo / "data/sample/livec" / path)
     ratings.to_csv(repo / "data/sample/livec/ratings.csv", index=False)
-    set_params(repo, train__iterations=60, features__batch_size=16)
+    pairs = pd.read_csv(REPO / "data/sample/livec/pairs.csv")
+    copied = set(ratings["path"])
+    pairs[pairs["preferred"].isin(copied) & pairs["other"].isin(copied)].to_csv(repo / "data/sample/livec/pairs.csv", index=False)
+    set_params(repo, train__iterations=60, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS)
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(repo.parent / "feature-cache")
     run(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")
@@ -90,6 +94,13 @@ def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:
     assert labels["rows"] == PHOTOS + 7  # the 7 shipped AVA photos that have votes in the metadata
     assert (pipeline_repo / "metrics/benchmark_plots/plots/sklearn/roc.json").is_file()
     assert (pipeline_repo / "metrics/train_curves/plots/metrics/val/logloss.tsv").is_file()
+    analysis = read_metrics(pipeline_repo, "analysis")
+    assert 0 <= analysis["calibration"]["brier_score"] <= 1
+    assert analysis["degradation"]["photos"] == DEGRADED_PHOTOS
+    assert set(analysis["baselines"]) == {"catboost", "logistic_probe", "sharpness", "unclipped"}
+    assert analysis["baselines"]["catboost"]["roc_auc"] == benchmark["roc_auc"]
+    assert analysis["pairs"]["pairs"] == len(pd.read_csv(pipeline_repo / "data/sample/livec/pairs.csv"))
+    assert len(pd.read_csv(pipeline_repo / "metrics/analysis/training.csv")) == train["iterations_trained"]
 
 
 def test_second_repro_does_nothing_and_status_is_clean(pipeline_repo: Path) -> None:
@@ -99,11 +110,11 @@ def test_second_repro_does_nothing_and_status_is_clean(pipeline_repo: Path) -> N
 
 
 def test_same_seed_gives_identical_metrics(pipeline_repo: Path) -> None:
-    before = {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")}
+    before = {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark", "analysis")}
     model, lock = (pipeline_repo / "models/model.cbm").read_bytes(), (pipeline_repo / "dvc.lock").read_text()
     forced = dvc(pipeline_repo, "repro", "--force", "--downstream", "train")
-    assert stages_run(forced.stdout) == {"train", "benchmark"}
-    assert {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark")} == before
+    assert stages_run(forced.stdout) == {"train", "benchmark", "analyze"}
+    assert {name: read_metrics(pipeline_repo, name) for name in ("train", "benchmark", "analysis")} == before
     assert (pipeline_repo / "models/model.cbm").read_bytes() == model
     assert (pipeline_repo / "dvc.lock").read_text() == lock
 
@@ -112,7 +123,7 @@ def test_experiment_reruns_only_training_and_changes_metrics(pipeline_repo: Path
     shards = sorted((pipeline_repo.parent / "feature-cache").rglob("shard-*.npz"))
     baseline = read_metrics(pipeline_repo, "train")
     experiment = dvc(pipeline_repo, "exp", "run", "-S", "train.depth=2", "-S", "train.l2_leaf_reg=30")
-    assert stages_run(experiment.stdout) == {"train", "benchmark"}
+    assert stages_run(experiment.stdout) == {"train", "benchmark", "analyze"}
     assert sorted((pipeline_repo.parent / "feature-cache").rglob("shard-*.npz")) == shards
     changed = read_metrics(pipeline_repo, "train")
     assert changed != baseline
@@ -122,11 +133,26 @@ def test_experiment_reruns_only_training_and_changes_metrics(pipeline_repo: Path
     for key in ("train_accuracy", "val_accuracy", "test_accuracy", "overfitting_gap"):
         assert key in train_diff
         assert train_diff[key]["old"] == baseline[key] and train_diff[key]["new"] == changed[key]
+    analysis_diff = diff["metrics/analysis.json"]
+    for key in ("calibration.brier_score", "degradation.monotonicity", "baselines.catboost.roc_auc", "training.best_val_spearman"):
+        assert key in analysis_diff, sorted(analysis_diff)
+    assert analysis_diff["baselines.catboost.roc_auc"]["new"] == read_metrics(pipeline_repo, "benchmark")["roc_auc"]
 
     plots = pipeline_repo.parent / "plots-diff"
     dvc(pipeline_repo, "plots", "diff", "HEAD", "-o", str(plots))
     page = (plots / "index.html").read_text()
-    for title in ("Learning curve (log loss)", "ROC curve (test split)", "Confusion matrix (test split)"):
+    for title in (
+        "Learning curve (log loss)",
+        "ROC curve (test split)",
+        "Confusion matrix (test split)",
+        "Validation log loss and Spearman per iteration (vertical line = best iteration)",
+        "Keep probability by true class (test split)",
+        "Calibration (test split; diagonal = perfect)",
+        "Keep probability vs own rating (test split)",
+        "Accuracy per AVA tag (test split)",
+        "Mean keep probability as photos degrade (severity 0 = untouched)",
+        "Test ROC AUC, CatBoost vs baselines",
+    ):
         assert title in page
     run(pipeline_repo, "git", "checkout", "--", ".")
     dvc(pipeline_repo, "checkout")
@@ -171,11 +197,12 @@ def test_bad_params_fail_before_any_work_with_one_line(pipeline_repo: Path, para
 
 
 def cached_digests(repo: Path) -> set[str]:
+    """Digests of photo files in the feature cache (the cache also holds the analyze stage's degraded copies)."""
     digests = set()
     for shard in (repo.parent / "feature-cache").rglob("shard-*.npz"):
         with np.load(shard) as arrays:
             digests.update(str(digest) for digest in arrays["sha256"])
-    return digests
+    return digests & set(pd.read_parquet(repo / "data/manifest.parquet")["sha256"])
 
 
 def test_new_photos_are_the_only_features_extracted(pipeline_repo: Path) -> None:

@@ -17,7 +17,7 @@ from keeptrash.cull.scoring import KEEP, load_scoring_model, score_photos
 from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
-from keeptrash.io import atomic_write
+from keeptrash.io import atomic_write, write_csv
 
 # Large enough for 100+ MP panoramas, small enough that a decompression bomb is refused.
 DEFAULT_MAX_PIXELS = 300_000_000
@@ -115,7 +115,7 @@ def cull(args: argparse.Namespace) -> None:
     scores = scores.assign(sorted_to="", action="")
     journal = sort_scored(scores, out, args.mode) if args.mode else None
     table = results_table(scores, skipped)
-    atomic_write(out / CSV_NAME, lambda temp: table.to_csv(temp, index=False, encoding="utf-8"))
+    write_csv(out / CSV_NAME, table)
     seconds = time.perf_counter() - started
     kept = int((scores["decision"] == KEEP).sum())
     scanned = len(scan.photos) + len(scan.skipped)

@@ -18,7 +18,7 @@ MIN_ROWS_FOR_SPEARMAN = 5
 SCORE_NAMES = {"ava": "ava_mean_score", "own": "own_rating"}
 
 
-def _spearman(probabilities: np.ndarray, scores: pd.Series) -> float:
+def rank_correlation(probabilities: np.ndarray, scores: pd.Series) -> float:
     rated = scores.notna().to_numpy()
     if rated.sum() < MIN_ROWS_FOR_SPEARMAN:
         return np.nan
@@ -56,7 +56,7 @@ def benchmark_metrics(test: pd.DataFrame, probabilities: np.ndarray, train_label
     for source, rows in test.groupby("source"):
         selected = np.flatnonzero((test["source"] == source).to_numpy())
         per_source[source] = classification_metrics(rows["label"], probabilities[selected], threshold)
-        per_source[source][f"spearman_vs_{SCORE_NAMES[source]}"] = round(_spearman(probabilities[selected], rows["score"]), 4)
+        per_source[source][f"spearman_vs_{SCORE_NAMES[source]}"] = round(rank_correlation(probabilities[selected], rows["score"]), 4)
     return {
         **classification_metrics(labels, probabilities, threshold),
         "decision_threshold": threshold,

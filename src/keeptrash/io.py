@@ -48,6 +48,10 @@ def write_table(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda temp: table.to_parquet(temp, index=False))
 
 
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda temp: table.to_csv(temp, index=False, encoding="utf-8"))
+
+
 def read_table(path: Path, produced_by: str) -> pd.DataFrame:
     if not path.is_file():
         raise KeeptrashError(f"{path}: not found; run the '{produced_by}' stage first (dvc repro)")

@@ -70,12 +70,21 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class AnalyzeParams:
+    degradation_photos: int
+    histogram_bins: int
+    calibration_bins: int
+    pairs_csv: str
+
+
+@dataclass(frozen=True)
 class Params:
     metadata: MetadataParams
     labels: LabelsParams
     download: DownloadParams
     features: FeaturesParams
     train: TrainParams
+    analyze: AnalyzeParams
 
 
 class _Section:
@@ -140,6 +149,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     download = _Section(raw, "download", source)
     features = _Section(raw, "features", source)
     train = _Section(raw, "train", source)
+    analyze = _Section(raw, "analyze", source)
     val_fraction = labels.number("val_fraction", 0.0, 0.9)
     test_fraction = labels.number("test_fraction", 0.0, 0.9)
     if val_fraction + test_fraction >= 1.0:
@@ -190,6 +200,12 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),
             seed=train.integer("seed", 0),
+        ),
+        analyze=AnalyzeParams(
+            degradation_photos=analyze.integer("degradation_photos", 0),
+            histogram_bins=analyze.integer("histogram_bins", 2, 200),
+            calibration_bins=analyze.integer("calibration_bins", 2, 100),
+            pairs_csv=analyze.text("pairs_csv"),
         ),
     )
 

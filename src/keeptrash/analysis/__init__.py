@@ -1,0 +1,1 @@
+"""What a reviewer needs beyond accuracy: curves, calibration, categories, degradations, baselines, preferences."""

@@ -1,0 +1,51 @@
+"""Validation log loss and rank correlation after every boosting iteration, and the best iteration."""
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier
+from scipy.stats import spearmanr
+from sklearn.metrics import log_loss
+
+from keeptrash.labelling import KEEP, TRASH
+
+
+def within_source_rank(val: pd.DataFrame) -> pd.Series:
+    """Each photo's score as a percentile within its own source: AVA mean scores and own ratings use different scales."""
+    return val.groupby("source")["score"].rank(pct=True)
+
+
+def validation_curve(model: CatBoostClassifier, val: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per iteration: validation log loss and Spearman(keep probability, within-source score rank).
+
+    Also returns the best iterations by each (0-based, like CatBoost's get_best_iteration) and a
+    two-point vertical line per curve at the log-loss-best iteration, to draw on the plots.
+    """
+    ranks = within_source_rank(val).to_numpy()
+    rows = []
+    for step, probabilities in enumerate(model.staged_predict_proba(val[columns], eval_period=1)):
+        keep = probabilities[:, 1]
+        rows.append(
+            {
+                "step": step,
+                "val_logloss": float(log_loss(val["label"], keep, labels=[TRASH, KEEP])),
+                "val_spearman": float(spearmanr(keep, ranks).statistic) if np.ptp(keep) > 0 else np.nan,
+            }
+        )
+    curve = pd.DataFrame(rows).round(5)
+    best_loss = int(curve["val_logloss"].idxmin())
+    best_spearman = int(curve["val_spearman"].idxmax()) if curve["val_spearman"].notna().any() else None
+    marker = pd.DataFrame(
+        {
+            "step": [best_loss, best_loss],
+            "val_logloss": [curve["val_logloss"].min(), curve["val_logloss"].max()],
+            "val_spearman": [curve["val_spearman"].min(), curve["val_spearman"].max()],
+        }
+    )
+    metrics = {
+        "best_iteration_by_val_logloss": best_loss,
+        "best_val_logloss": round(float(curve["val_logloss"].min()), 4),
+        "best_iteration_by_val_spearman": best_spearman,
+        "best_val_spearman": round(float(curve["val_spearman"].max()), 4),
+        "final_val_spearman": round(float(curve["val_spearman"].iloc[-1]), 4),
+    }
+    return curve, marker, metrics
