@@ -213,7 +213,7 @@ def test_scan_skips_the_output_folder_inside_the_library(tmp_path):
     out = tmp_path / "culled"
     (out / "keep").mkdir(parents=True)
     shutil.copyfile(LIVEC_IMAGES / "100.jpg", out / "keep" / "a.jpg")
-    scan = scan_folder(tmp_path, recursive=True, exclude=out)
+    scan = scan_folder(tmp_path, recursive=True, exclude=(out,))
     assert scan.photos == [tmp_path / "a.jpg"]
 
 
@@ -478,3 +478,55 @@ def test_contact_sheet_renders_thumbnails_in_headless_chromium(tmp_path, model_p
     # Each thumbnail is 240 x 180 pixels on screen; nothing else on the page is either colour.
     assert blue_area > 0.9 * 240 * 180
     assert yellow_area > 0.9 * 240 * 180
+
+
+# --- found in review: loops, unusable --out, --out inside the folder, extreme strips --------------
+
+
+def test_a_symlink_to_itself_is_reported_and_the_run_goes_on(tmp_path):
+    shutil.copyfile(LIVEC_IMAGES / "100.jpg", tmp_path / "a.jpg")
+    (tmp_path / "selfloop").symlink_to(tmp_path / "selfloop")
+    for recursive in (False, True):
+        scan = scan_folder(tmp_path, recursive=recursive)
+        assert scan.photos == [tmp_path / "a.jpg"]
+        assert scan.skipped == [(tmp_path / "selfloop", "symlink loop or unreadable entry")]
+
+
+def test_any_depth_of_nesting_is_walked(tmp_path):
+    folder = tmp_path
+    for _ in range(1100):  # deeper than Python's recursion limit
+        folder = folder / "d"
+        os.mkdir(folder)
+    shutil.copyfile(LIVEC_IMAGES / "100.jpg", folder / "deep.jpg")
+    assert scan_folder(tmp_path, recursive=True).photos == [folder / "deep.jpg"]
+
+
+def test_an_unusable_out_fails_in_one_line_before_any_scoring(library, tmp_path, model_path, cache_root):
+    (tmp_path / "a-file").write_text("not a folder")
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "sub"):
+        result = keeptrash("cull", str(library), "--model", str(model_path), "--out", str(out), check=False)
+        assert result.returncode == 2
+        assert result.stderr.strip().startswith("keeptrash: error:") and "cannot create the output folder" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "extracting" not in result.stderr
+
+
+def test_out_inside_the_folder_is_not_rescored_on_the_next_run(library, tmp_path, model_path, cache_root):
+    before = digests_of(library)
+    keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(library), "--move")
+    second = keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(library), "--move")
+    assert "scanned 2," in second.stdout  # only the two broken files are left outside keep/ and trash/
+    sorted_files = digests_of(library / "keep") | {f"t/{k}": v for k, v in digests_of(library / "trash").items()}
+    assert sorted(sorted_files.values()) == sorted(v for k, v in before.items() if "broken" not in k)
+    journals = sorted(library.glob("undo-*.jsonl"))
+    assert len(journals) == 1  # the second run moved nothing, so it left no journal
+    keeptrash("undo", str(journals[0]))
+    outputs = (".csv", ".html", ".jsonl")
+    assert {k: v for k, v in digests_of(library).items() if not k.endswith(outputs)} == before
+
+
+def test_an_extreme_strip_is_scored_from_its_middle(tmp_path, model_path, cache_root):
+    strip = np.asarray(livec("100.jpg").resize((40000, 10)))
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    scores, failed = score_photos([tmp_path / "strip.png"], load_scoring_model(model_path), cache_root, MAX_PIXELS)
+    assert failed == []
+    assert (scores.iloc[0]["width"], scores.iloc[0]["height"]) == (40000, 10)

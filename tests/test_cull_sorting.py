@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -482,7 +483,7 @@ def test_undo_resolves_an_interrupted_move_where_both_names_are_one_file(tmp_pat
     assert files_in(keep) == []
 
 
-def test_undo_of_an_interrupted_cross_filesystem_move_keeps_both_copies(tmp_path, shm_dir):
+def test_undo_of_an_interrupted_cross_filesystem_move_drops_only_the_identical_copy(tmp_path, shm_dir):
     (source,) = shm_photos(shm_dir, 1)
     digest = sha(source)
     keep = tmp_path / "keep"
@@ -493,8 +494,25 @@ def test_undo_of_an_interrupted_cross_filesystem_move_keeps_both_copies(tmp_path
     journal.record(source, moved, digest)
     journal.close()
     report = undo_moves(journal.path)
-    assert report.restored == 0
-    assert_intact({source: digest, moved: digest})
+    assert (report.restored, report.already_restored, report.problems) == (0, 1, [])
+    assert_intact({source: digest})
+    assert not moved.exists()
+
+
+def test_undo_keeps_a_differing_copy_at_the_moved_name(tmp_path, shm_dir):
+    (source,) = shm_photos(shm_dir, 1)
+    digest = sha(source)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    moved = keep / source.name
+    moved.write_bytes(source.read_bytes() + b"edited")
+    journal = UndoJournal(tmp_path / "undo.jsonl")
+    journal.record(source, moved, digest)
+    journal.close()
+    edited = sha(moved)
+    report = undo_moves(journal.path)
+    assert report.restored == 0 and len(report.problems) == 1
+    assert_intact({source: digest, moved: edited})
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
@@ -744,3 +762,62 @@ def test_link_of_a_relative_symlink_shows_the_photo_it_points_to(tmp_path, photo
     assert_intact(digests)
     assert linked.exists(), "the link in keep/ is dangling"
     assert sha(linked) == digests[real], "the link in keep/ shows a different photo"
+
+
+# --- found in review: long names, relative symlinks, read-only sources ------------------------------
+
+
+def test_clashing_names_at_the_length_limit_are_shortened_not_refused(tmp_path, photos):
+    long_name = "b" * 251 + ".jpg"  # 255 bytes: the longest name most filesystems allow
+    first, second = tmp_path / "x" / long_name, tmp_path / "y" / long_name
+    for source, photo in ((first, photos[0]), (second, photos[1])):
+        source.parent.mkdir()
+        shutil.copyfile(photo, source)
+    digests = {first: sha(first), second: sha(second)}
+    (one, _), (two, _) = (sort_photo(source, tmp_path / "keep", "copy", digests[source], None) for source in (first, second))
+    assert one.name == long_name
+    assert two.name.endswith("-1.jpg") and len(os.fsencode(two.name)) == 255
+    assert_intact({one: digests[first], two: digests[second], **digests})
+
+
+def test_moving_a_relative_symlink_keeps_it_pointing_at_the_photo_and_undo_restores_it(tmp_path, photos):
+    links = tmp_path / "links"
+    links.mkdir()
+    link = links / "alias.jpg"
+    link.symlink_to(os.path.relpath(photos[0], links))
+    digest = sha(photos[0])
+    journal_path = tmp_path / "undo.jsonl"
+    (moved,) = move_all([link], [tmp_path / "keep"], journal_path)
+    assert moved.is_symlink() and sha(moved) == digest
+    report = undo_moves(journal_path)
+    assert (report.restored, report.problems) == (1, [])
+    assert link.is_symlink() and sha(link) == digest
+    assert_intact({photos[0]: digest})
+
+
+@pytest.fixture
+def read_only_photos(tmp_path, photos):
+    """The photos folder seen through a read-only bind mount (root ignores permissions, not mount flags)."""
+    view = tmp_path / "read-only"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(photos[0].parent), str(view)], capture_output=True).returncode == 0
+    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode == 0:
+        yield [view / photo.name for photo in photos]
+        subprocess.run(["umount", str(view)], check=True)
+        return
+    if mounted:
+        subprocess.run(["umount", str(view)], check=True)
+    pytest.skip("cannot make a read-only bind mount here (needs root and mount permission)")
+
+
+def test_a_photo_that_cannot_leave_a_read_only_folder_is_not_duplicated(tmp_path, read_only_photos):
+    source = read_only_photos[0]
+    digest = sha(source)
+    journal = UndoJournal(tmp_path / "undo.jsonl")
+    with pytest.raises(OSError):
+        sort_photo(source, tmp_path / "keep", "move", digest, journal)
+    journal.close()
+    assert list((tmp_path / "keep").iterdir()) == []
+    assert_intact({source: digest})
+    report = undo_moves(journal.path)
+    assert (report.restored, report.already_restored, report.problems) == (0, 1, [])

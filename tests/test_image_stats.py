@@ -159,3 +159,19 @@ def test_open_photo_feeds_statistics_with_upright_size(tmp_path, landscape):
     # Orientation does not change what the photo looks like statistically.
     upright = stats(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     assert values["exposure"] == pytest.approx(upright["exposure"], abs=0.01)
+
+
+# --- central_band: extreme panoramas --------------------------------------------------------------
+
+
+def test_central_band_cuts_only_extreme_aspect_ratios(landscape):
+    from keeptrash.features.extract import MAX_ASPECT, central_band
+
+    assert central_band(landscape) is landscape  # 400 x 250
+    strip = Image.new("RGB", (40000, 3), (10, 20, 30))
+    strip.paste((200, 0, 0), (19000, 0, 21000, 3))  # a red middle
+    band = central_band(strip)
+    assert band.size == (MAX_ASPECT * 3, 3)
+    assert band.getpixel((6, 1)) == (200, 0, 0)
+    tall = central_band(Image.new("L", (2, 1000)))
+    assert tall.size == (2, 2 * MAX_ASPECT)

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import os
 import time
 from collections import Counter
 from datetime import datetime
@@ -13,7 +14,7 @@ from tqdm import tqdm
 from keeptrash import paths
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
 from keeptrash.cull.scan import scan_folder
-from keeptrash.cull.scoring import KEEP, load_scoring_model, score_photos
+from keeptrash.cull.scoring import KEEP, TRASH, load_scoring_model, score_photos
 from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
@@ -79,10 +80,13 @@ def sort_scored(scores: pd.DataFrame, out: Path, mode: str) -> Path | None:
                 where, action = sort_photo(row["path"], out / row["decision"], mode, row["sha256"], journal)
             except OSError as error:
                 where, action = "", f"not sorted: {error.strerror or error}"
-            scores.loc[index, ["sorted_to", "action"]] = [printable(where), action]
+            scores.loc[index, ["sorted_to", "action"]] = [printable(where), printable(action)]
     finally:
         if journal:
             journal.close()
+    if journal and journal.path.stat().st_size == 0:
+        journal.path.unlink()  # nothing was moved: an empty journal would only confuse
+        return None
     return journal.path if journal else None
 
 
@@ -96,18 +100,31 @@ def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.D
     return table.assign(path=table["path"].map(printable), reason=table["reason"].map(printable))
 
 
+def prepare_output(out: Path) -> None:
+    """Create the output folder up front, so a bad --out fails in a second, not after scoring every photo."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KeeptrashError(f"{printable(out)}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise KeeptrashError(f"{printable(out)}: output folder is not writable; pass --out a writable folder")
+
+
 def cull(args: argparse.Namespace) -> None:
     folder = args.folder
     out = args.out or folder.resolve().parent / f"{folder.resolve().name}-keeptrash"
     model = load_scoring_model(args.model, batch_size=args.batch_size)
     if args.threshold is not None:
         model = dataclasses.replace(model, threshold=args.threshold)
+    if not folder.is_dir():
+        raise KeeptrashError(f"{printable(folder)}: not a folder; pass the folder of photos to cull")
+    prepare_output(out)
     started = time.perf_counter()
-    scan = scan_folder(folder, args.recursive, exclude=out)
+    # Never score what an earlier run sorted, even when --out is the photo folder itself.
+    scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH))
     scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
     skipped = scan.skipped + failed
     scoring_seconds = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     if args.contact_sheet:
         # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
         page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels)
@@ -126,10 +143,12 @@ def cull(args: argparse.Namespace) -> None:
     )
     print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
     if not args.mode:
-        print("cull: dry run, no photo was copied, linked or moved; review the contact sheet, then rerun with --copy, --link or --move")
+        review = "review the contact sheet, then " if args.contact_sheet else ""
+        print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
         return
     actions = Counter(scores["action"])
-    print(f"cull: into {printable(out)}/keep and /trash: " + ", ".join(f"{action} {count}" for action, count in actions.most_common()))
+    done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
+    print(f"cull: into {printable(out)}/keep and /trash: {done}")
     if journal:
         print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
 

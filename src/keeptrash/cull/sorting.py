@@ -25,13 +25,23 @@ def _exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
+# Most filesystems allow 255 bytes per file name.
+NAME_MAX = 255
+
+
+def _fitting(stem: str, ending: str) -> str:
+    """stem + ending, the stem shortened (in bytes) where the whole would exceed NAME_MAX."""
+    room = NAME_MAX - len(os.fsencode(ending))
+    return os.fsdecode(os.fsencode(stem)[:room]) + ending
+
+
 def candidate_paths(folder: Path, name: str) -> Iterator[Path]:
-    """folder/name, then folder/stem-1.suffix, folder/stem-2.suffix, ..."""
+    """folder/name, then folder/stem-1.suffix, folder/stem-2.suffix, ...; long stems are shortened to make room."""
     yield folder / name
     stem, suffix = os.path.splitext(name)
     number = 1
     while True:
-        yield folder / f"{stem}-{number}{suffix}"
+        yield folder / _fitting(stem, f"-{number}{suffix}")
         number += 1
 
 
@@ -48,16 +58,20 @@ def _copy_exclusive(source: Path, target: Path) -> None:
 
 
 def _transfer(source: Path, target: Path) -> None:
-    """Make target the same file as source (a hard link, else a verified copy), keeping source; FileExistsError if taken."""
+    """Make target the same file as source (a hard link, else a verified copy), keeping source; FileExistsError if taken.
+
+    A symlink is recreated pointing at the absolute path of its photo: a relative one would
+    resolve against its new folder.
+    """
+    if source.is_symlink():
+        os.symlink(os.path.realpath(source), target)
+        return
     try:
-        os.link(source, target, follow_symlinks=False)
+        os.link(source, target)
         return
     except OSError as error:
         if error.errno not in _NO_HARD_LINK:
             raise
-    if source.is_symlink():
-        os.symlink(os.path.realpath(source), target)
-        return
     _copy_exclusive(source, target)
     if file_digest(source) != file_digest(target):
         target.unlink()
@@ -138,7 +152,13 @@ def sort_photo(source: Path, folder: Path, mode: str, sha256: str, journal: Undo
         except FileExistsError:
             continue
         journal.record(source, candidate, sha256)
-        os.unlink(source)
+        try:
+            os.unlink(source)
+        except OSError:
+            # The photo cannot leave (a read-only folder, say): drop the new name so nothing is duplicated;
+            # undo finds the photo still in place.
+            os.unlink(candidate)
+            raise
         return candidate, "moved"
     raise AssertionError("candidate_paths is endless")
 
@@ -178,8 +198,9 @@ def undo_moves(journal_path: Path) -> UndoReport:
                 report.problems.append((original, f"missing: neither here nor at {moved}"))
             continue
         if _exists(original):
-            if _same_inode(original, moved):
-                # A move interrupted between its two steps: both names are one file, so dropping one loses nothing.
+            if _same_inode(original, moved) or (_digest_or_none(original) == sha256 == _digest_or_none(moved) and not original.is_symlink()):
+                # A move interrupted between its two steps: the photo is still in place and the new name is
+                # the same file or a verified identical copy, so dropping that name loses nothing.
                 os.unlink(moved)
                 report.already_restored += 1
             else:

@@ -40,6 +40,25 @@ def photo_file(path: str | Path) -> PhotoLoader:
     return functools.partial(open_photo, Path(path))
 
 
+# The model only ever sees a central square, so a long side beyond this many short sides is cut first:
+# otherwise a 40000 x 1 strip would be resized to 256 x 10 million pixels.
+MAX_ASPECT = 4
+
+
+def central_band(image: Image.Image) -> Image.Image:
+    """The middle of an extreme panorama or strip, at most MAX_ASPECT times as long as it is wide; others unchanged."""
+    width, height = image.size
+    short = min(width, height)
+    if max(width, height) <= MAX_ASPECT * short:
+        return image
+    keep = MAX_ASPECT * short
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
+
+
 class _PhotoDataset(Dataset):
     """Model input and statistics per photo; a photo that fails to decode yields its reason instead."""
 
@@ -67,7 +86,7 @@ class _PhotoDataset(Dataset):
             return index, None, None, f"too large: {error}"
         except DECODE_ERRORS as error:
             return index, None, None, f"not a decodable image: {error}"
-        return index, self.to_model_input(image), image_statistics(image, original_size), ""
+        return index, self.to_model_input(central_band(image)), image_statistics(image, original_size), ""
 
 
 def _collate(items: list[tuple]) -> tuple[list[int], torch.Tensor | None, np.ndarray | None, list[tuple[int, str]]]:
