@@ -493,12 +493,19 @@ def test_a_symlink_to_itself_is_reported_and_the_run_goes_on(tmp_path):
 
 
 def test_any_depth_of_nesting_is_walked(tmp_path):
-    folder = tmp_path
+    folders = [tmp_path / "d"]
     for _ in range(1100):  # deeper than Python's recursion limit
-        folder = folder / "d"
+        folders.append(folders[-1] / "d")
+    for folder in folders:
         os.mkdir(folder)
-    shutil.copyfile(LIVEC_IMAGES / "100.jpg", folder / "deep.jpg")
-    assert scan_folder(tmp_path, recursive=True).photos == [folder / "deep.jpg"]
+    shutil.copyfile(LIVEC_IMAGES / "100.jpg", folders[-1] / "deep.jpg")
+    try:
+        assert scan_folder(tmp_path, recursive=True).photos == [folders[-1] / "deep.jpg"]
+    finally:
+        # shutil.rmtree (and so pytest's own clean-up) recurses once per level and would fail here.
+        (folders[-1] / "deep.jpg").unlink()
+        for folder in reversed(folders):
+            os.rmdir(folder)
 
 
 def test_an_unusable_out_fails_in_one_line_before_any_scoring(library, tmp_path, model_path, cache_root):

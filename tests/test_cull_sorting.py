@@ -81,6 +81,14 @@ def journal_entries(path: Path) -> list[dict]:
     return [json.loads(line) for line in data.decode("ascii").splitlines()]
 
 
+def journal_of(tmp_path: Path, source: Path, moved: Path, digest: str) -> UndoJournal:
+    """A journal holding one move, written as sort_photo writes it, whatever state the files are in."""
+    journal = UndoJournal(tmp_path / "undo.jsonl")
+    journal.record(source, moved, digest)
+    journal.close()
+    return journal
+
+
 def move_all(sources: list[Path], folders: list[Path], journal_path: Path) -> list[Path]:
     journal = UndoJournal(journal_path)
     try:
@@ -473,9 +481,7 @@ def test_undo_resolves_an_interrupted_move_where_both_names_are_one_file(tmp_pat
     moved = keep / source.name
     # A move interrupted after the new name and the journal line, before the old name was removed.
     os.link(source, moved)
-    journal = UndoJournal(tmp_path / "undo.jsonl")
-    journal.record(source, moved, digest)
-    journal.close()
+    journal = journal_of(tmp_path, source, moved, digest)
     report = undo_moves(journal.path)
     assert (report.restored, report.already_restored, report.problems) == (0, 1, [])
     assert_intact({source: digest})
@@ -490,9 +496,7 @@ def test_undo_of_an_interrupted_cross_filesystem_move_drops_only_the_identical_c
     keep.mkdir()
     moved = keep / source.name
     shutil.copy2(source, moved)  # the verified copy was made, the original not yet removed
-    journal = UndoJournal(tmp_path / "undo.jsonl")
-    journal.record(source, moved, digest)
-    journal.close()
+    journal = journal_of(tmp_path, source, moved, digest)
     report = undo_moves(journal.path)
     assert (report.restored, report.already_restored, report.problems) == (0, 1, [])
     assert_intact({source: digest})
@@ -506,9 +510,7 @@ def test_undo_keeps_a_differing_copy_at_the_moved_name(tmp_path, shm_dir):
     keep.mkdir()
     moved = keep / source.name
     moved.write_bytes(source.read_bytes() + b"edited")
-    journal = UndoJournal(tmp_path / "undo.jsonl")
-    journal.record(source, moved, digest)
-    journal.close()
+    journal = journal_of(tmp_path, source, moved, digest)
     edited = sha(moved)
     report = undo_moves(journal.path)
     assert report.restored == 0 and len(report.problems) == 1
