@@ -35,3 +35,34 @@ def copy_photos(names, folder: Path) -> list[Path]:
         shutil.copyfile(LIVEC_IMAGES / name, folder / name)
         copies.append(folder / name)
     return copies
+
+
+def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path) -> Path:
+    """A CatBoost model on real features of the first `photos` LIVE-C photos (keep: MOS >= 50), stamped the
+    way the train stage stamps one, so `keeptrash cull` reads its backbone, size and threshold from it."""
+    import hashlib
+
+    import pandas as pd
+
+    from keeptrash.features.extract import cache_namespace, feature_table
+    from keeptrash.features.store import FeatureStore
+    from keeptrash.params import FeaturesParams, TrainParams
+    from keeptrash.training import fit_classifier, stamp_model
+
+    features_params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=16, device="cpu")
+    ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(photos)
+    paths = [str(LIVEC_IMAGES / name) for name in ratings["file"]]
+    digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in paths]
+    store = FeatureStore(cache_root, cache_namespace(features_params))
+    features, failures, _ = feature_table(paths, digests, features_params, store, 300_000_000)
+    assert not failures
+    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy()}).merge(features, on="sha256")
+    columns = [column for column in features.columns if column != "sha256"]
+    params = TrainParams(
+        iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, early_stopping_rounds=0,
+        class_weights="none", decision_threshold=None, seed=0,
+    )
+    model = fit_classifier(table, table.iloc[0:0], columns, params)
+    stamp_model(model, features_params.backbone, features_params.image_size, 0.5)
+    model.save_model(str(path))
+    return path

@@ -15,26 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pillow_heif
 import pytest
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import LIVEC_IMAGES, REPO
+from conftest import LIVEC_IMAGES, train_livec_model
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import load_scoring_model, score_photos
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
-from keeptrash.features.extract import cache_namespace, feature_table
-from keeptrash.features.store import CACHE_ENV, FeatureStore
-from keeptrash.params import FeaturesParams, TrainParams
-from keeptrash.training import fit_classifier, stamp_model
+from keeptrash.features.store import CACHE_ENV
 
 MAX_PIXELS = 300_000_000
 TRAINING_PHOTOS = 60
 ORIENTATION = 0x0112
-FEATURES = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=16, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +42,7 @@ def cache_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, cache_root) -> Path:
-    """A CatBoost model trained on LIVE-C features and stamped the way the train stage stamps it."""
-    ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(TRAINING_PHOTOS)
-    paths = [str(LIVEC_IMAGES / name) for name in ratings["file"]]
-    digests = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths]
-    store = FeatureStore(cache_root, cache_namespace(FEATURES))
-    features, failures, _ = feature_table(paths, digests, FEATURES, store, MAX_PIXELS)
-    assert not failures
-    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy()}).merge(features, on="sha256")
-    columns = [column for column in features.columns if column != "sha256"]
-    params = TrainParams(
-        iterations=60, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, early_stopping_rounds=0,
-        class_weights="none", decision_threshold=None, seed=0,
-    )
-    model = fit_classifier(table, table.iloc[0:0], columns, params)
-    stamp_model(model, FEATURES.backbone, FEATURES.image_size, 0.5)
-    path = tmp_path_factory.mktemp("model") / "model.cbm"
-    model.save_model(str(path))
-    return path
+    return train_livec_model(TRAINING_PHOTOS, 60, cache_root, tmp_path_factory.mktemp("model") / "model.cbm")
 
 
 def digests_of(folder: Path) -> dict[str, str]:

@@ -4,7 +4,6 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES

@@ -1,10 +1,9 @@
 """Finding photos on disk and checking that each one decodes, without changing any file."""
 
 import hashlib
+import os
 import shutil
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
@@ -64,9 +63,16 @@ def test_text_file_named_jpg_is_corrupt(tmp_path):
 
 
 def test_missing_path_and_none_are_missing(tmp_path):
-    for path in (tmp_path / "gone.jpg", None, tmp_path):  # a folder is not an image file either
+    for path in (tmp_path / "gone.jpg", None):
         check = check_image(path, MAX_PIXELS)
         assert (check.status, check.reason, check.bytes, check.sha256) == (MISSING, "file not found", 0, "")
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    check = check_image(tmp_path / "dangling.jpg", MAX_PIXELS)
+    assert (check.status, check.reason) == (MISSING, "broken symlink or symlink loop")
+    os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block: it must not be opened at all
+    for path in (tmp_path, tmp_path / "pipe.jpg"):
+        check = check_image(path, MAX_PIXELS)
+        assert (check.status, check.reason, check.bytes) == (CORRUPT, "not a regular file", 0)
 
 
 def test_image_over_max_pixels_is_too_large(photo):

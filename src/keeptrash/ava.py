@@ -15,6 +15,8 @@ from keeptrash.errors import KeeptrashError
 
 SCORES = np.arange(1, 11)
 VOTE_COLUMNS = [f"votes_{score}" for score in SCORES]
+# Vote counts are stored as int32; real AVA images have at most a few hundred votes.
+MAX_VOTES = np.iinfo(np.int32).max
 AVA_TXT_COLUMNS = 15
 
 
@@ -24,6 +26,8 @@ def _parse_votes(fields: list[str], where: str) -> list[int]:
     votes = [int(field) for field in fields]
     if any(vote < 0 for vote in votes):
         raise KeeptrashError(f"{where}: vote counts must not be negative, got {' '.join(fields)!r}")
+    if sum(votes) > MAX_VOTES:
+        raise KeeptrashError(f"{where}: {sum(votes)} votes is more than AVA could hold (at most {MAX_VOTES}); the line is corrupt")
     if sum(votes) == 0:
         raise KeeptrashError(f"{where}: all ten vote counts are zero, so the image has no score; remove the line")
     return votes
@@ -91,6 +95,8 @@ def read_votes_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise KeeptrashError(f"{path}: AVA metadata file not found; check metadata.votes_files in params.yaml")
     frame = read_ava_json(path) if path.suffix.lower() == ".json" else read_ava_txt(path)
+    if frame.empty:
+        raise KeeptrashError(f"{path}: holds no images; check metadata.votes_files in params.yaml")
     duplicated = frame[frame.duplicated("image_id", keep="first")]
     if not duplicated.empty:
         first = duplicated.iloc[0]

@@ -41,8 +41,15 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes end like every other error: one line, exit code 2 (argparse would print the whole usage)."""
+
+    def error(self, message: str) -> None:
+        raise KeeptrashError(f"{self.prog}: {message}; see {self.prog} --help")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keeptrash", description="Sort photos into keep and trash with a trained model.")
+    parser = _Parser(prog="keeptrash", description="Sort photos into keep and trash with a trained model.")
     commands = parser.add_subparsers(dest="command", required=True)
     cull = commands.add_parser(
         "cull",

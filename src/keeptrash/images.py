@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +25,27 @@ _SIXTEEN_BIT_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly or anywhere below `folder`, in a stable order; hidden files are skipped."""
+    """Entries named like images directly or anywhere below `folder`, in a stable order; hidden ones are skipped.
+
+    Broken symlinks, pipes and other non-files are listed too, so that the download stage records
+    each with its reason instead of it silently disappearing.
+    """
     if not folder.is_dir():
         return []
     return sorted(
         path
         for path in folder.rglob("*")
         if path.suffix.lower() in IMAGE_SUFFIXES
-        and path.is_file()
+        and not _is_folder(path)
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 class ImageTooLarge(Exception):
@@ -68,8 +80,12 @@ class ImageCheck:
 
 def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
     """Read the file once, hash it, and decode it fully with Pillow under a decompression-bomb limit."""
-    if path is None or not path.is_file():
+    if path is None or not os.path.lexists(path):
         return ImageCheck(MISSING, "file not found", 0, "", 0, 0)
+    if not os.path.exists(path):
+        return ImageCheck(MISSING, "broken symlink or symlink loop", 0, "", 0, 0)
+    if not path.is_file():
+        return ImageCheck(CORRUPT, "not a regular file", 0, "", 0, 0)
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -89,8 +89,12 @@ def rated_own_photos(ratings_csv: Path, threshold: float) -> pd.DataFrame:
         ratings = pd.read_csv(ratings_csv, dtype={"path": "string"}, skip_blank_lines=False)
     except FileNotFoundError:
         raise KeeptrashError(f"{ratings_csv}: ratings file not found (labels.rated_own_csv); set it to '' to use none") from None
+    except pd.errors.EmptyDataError:
+        raise KeeptrashError(f"{ratings_csv}: empty; it needs a header line 'path,score' and one line per photo") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise KeeptrashError(f"{ratings_csv}: not a readable CSV ({error})") from None
+    except OSError as error:
+        raise KeeptrashError(f"{ratings_csv}: cannot be read ({error.strerror}); labels.rated_own_csv must name a CSV file") from None
     missing = {"path", "score"} - set(ratings.columns)
     if missing:
         raise KeeptrashError(f"{ratings_csv}: needs columns 'path' and 'score', missing {', '.join(sorted(missing))}")

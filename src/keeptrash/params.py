@@ -215,6 +215,10 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise KeeptrashError(f"{path}: not found; run the stage from the repository root") from None
+    except UnicodeDecodeError as error:
+        raise KeeptrashError(f"{path}: not UTF-8 text (byte {error.start}); re-save it as UTF-8") from None
+    except OSError as error:
+        raise KeeptrashError(f"{path}: cannot be read ({error.strerror}); it must be the params file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

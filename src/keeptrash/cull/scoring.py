@@ -69,7 +69,10 @@ def file_digest(path: Path) -> str:
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:
     """The strongest contributions (SHAP, in log-odds) towards the decision taken, e.g. 'sharpness 1.21 (+0.35)'."""
     content = contributions[[name.startswith("cnn_") for name in feature_names]].sum()
-    named = {name: contributions[i] for i, name in enumerate(feature_names) if not name.startswith("cnn_")}
+    # A statistic that could not be measured (NaN: an image under 3 pixels across) explains nothing.
+    named = {
+        name: contributions[i] for i, name in enumerate(feature_names) if not name.startswith("cnn_") and np.isfinite(values[name])
+    }
     named[CONTENT] = content
     towards = sorted(
         ((name, value) for name, value in named.items() if (value > 0) == keep and value != 0),
