@@ -59,7 +59,8 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy()}).merge(features, on="sha256")
     columns = [column for column in features.columns if column != "sha256"]
     params = TrainParams(
-        iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, early_stopping_rounds=0,
+        iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
+        feature_set="all", pca_components=0, early_stopping_rounds=0,
         class_weights="none", decision_threshold=None, seed=0,
     )
     model = fit_classifier(table, table.iloc[0:0], columns, params)

@@ -239,7 +239,7 @@ def test_validation_curve_has_one_row_per_tree_and_marks_the_best(splits):
     train, val, _, columns = splits
     model = CatBoostClassifier(iterations=40, depth=3, random_seed=0, verbose=False, allow_writing_files=False)
     model.fit(train[columns], train["label"])
-    curve, marker, metrics = validation_curve(model, val, columns)
+    curve, marker, metrics = validation_curve(model, val)
     assert curve["step"].tolist() == list(range(40))
     best = metrics["best_iteration_by_val_logloss"]
     assert curve.loc[best, "val_logloss"] == curve["val_logloss"].min()

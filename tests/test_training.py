@@ -13,7 +13,8 @@ from keeptrash.params import TrainParams
 from keeptrash.training import DEFAULT_THRESHOLD, choose_threshold, decision_threshold, fit_classifier, stamp_model
 
 PARAMS = TrainParams(
-    iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, early_stopping_rounds=0,
+    iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
+        feature_set="all", pca_components=0, early_stopping_rounds=0,
     class_weights="none", decision_threshold=None, seed=0,
 )
 

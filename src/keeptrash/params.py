@@ -16,6 +16,9 @@ PARAMS_FILE = Path("params.yaml")
 # CatBoost's symmetric trees support depths 1..16.
 CATBOOST_MAX_DEPTH = 16
 CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
+BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
+# Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
+FEATURE_SETS = ("all", "cnn", "stats")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class TrainParams:
     depth: int
     learning_rate: float
     l2_leaf_reg: float
+    rsm: float
+    bootstrap_type: str
+    subsample: float
+    feature_set: str
+    pca_components: int
     early_stopping_rounds: int
     class_weights: str
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
@@ -196,6 +204,11 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             depth=train.integer("depth", 1, CATBOOST_MAX_DEPTH),
             learning_rate=train.number("learning_rate", 1e-6, 1.0),
             l2_leaf_reg=train.number("l2_leaf_reg", 0.0, 1e6),
+            rsm=train.number("rsm", 0.01, 1.0),
+            bootstrap_type=train.text("bootstrap_type", BOOTSTRAP_TYPES),
+            subsample=train.number("subsample", 0.01, 1.0),
+            feature_set=train.text("feature_set", FEATURE_SETS),
+            pca_components=train.integer("pca_components", 0, 4096),
             early_stopping_rounds=train.integer("early_stopping_rounds", 0),
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),

@@ -8,6 +8,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
+from keeptrash.model_inputs import InputSpec, fit_inputs
 from keeptrash.params import CLASS_WEIGHTS, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
@@ -21,6 +22,13 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
     table = labels[LABEL_COLUMNS].merge(usable, on="key").merge(features, on="key")
     feature_columns = [column for column in features.columns if column != "key"]
     return table.reset_index(drop=True), feature_columns, len(labels) - len(table)
+
+
+def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
+    """The input spec fitted on the train split, every row's model inputs (with label and split), and their columns."""
+    spec = fit_inputs(table[table["split"] == "train"], params.feature_set, params.pca_components, params.seed)
+    frame = spec.frame(table)
+    return spec, pd.concat([table[["label", "split"]].reset_index(drop=True), frame], axis=1), list(frame.columns)
 
 
 def overfitting_verdict(gap_points: float) -> str:
@@ -43,6 +51,10 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
         depth=params.depth,
         learning_rate=params.learning_rate,
         l2_leaf_reg=params.l2_leaf_reg,
+        rsm=params.rsm,
+        bootstrap_type=params.bootstrap_type,
+        # Only the sampling bootstraps take a sample size.
+        subsample=params.subsample if params.bootstrap_type in ("MVS", "Bernoulli") else None,
         auto_class_weights=CLASS_WEIGHTS[params.class_weights],
         random_seed=params.seed,
         custom_metric=["Accuracy", "AUC"],

@@ -7,6 +7,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import log_loss
 
 from keeptrash.labelling import KEEP, TRASH
+from keeptrash.model_inputs import model_frame
 
 
 def within_source_rank(val: pd.DataFrame) -> pd.Series:
@@ -14,7 +15,7 @@ def within_source_rank(val: pd.DataFrame) -> pd.Series:
     return val.groupby("source")["score"].rank(pct=True)
 
 
-def validation_curve(model: CatBoostClassifier, val: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per iteration: validation log loss and Spearman(keep probability, within-source score rank).
 
     Also returns the best iterations by each (0-based, like CatBoost's get_best_iteration) and a
@@ -22,7 +23,7 @@ def validation_curve(model: CatBoostClassifier, val: pd.DataFrame, columns: list
     """
     ranks = within_source_rank(val).to_numpy()
     rows = []
-    for step, probabilities in enumerate(model.staged_predict_proba(val[columns], eval_period=1)):
+    for step, probabilities in enumerate(model.staged_predict_proba(model_frame(model, val), eval_period=1)):
         keep = probabilities[:, 1]
         rows.append(
             {

@@ -15,11 +15,13 @@ from keeptrash.features.backbones import BACKBONES
 from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
+from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_spec, model_frame
 from keeptrash.params import FeaturesParams
 
 KEEP, TRASH = "keep", "trash"
-# The CNN embedding's 1280+ columns mean nothing one by one; their summed contribution is "image content".
+# The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
+_CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX)
 REASONS_SHOWN = 2
 _HASH_CHUNK = 1 << 20
 
@@ -52,9 +54,10 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
     if metadata["backbone"] not in BACKBONES:
         raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
     features = FeaturesParams(metadata["backbone"], int(metadata["image_size"]), batch_size, device)
-    expected = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
-    if list(classifier.feature_names_) != expected:
-        raise KeeptrashError(f"{path}: model's feature columns differ from {features.backbone} + image statistics; retrain it")
+    available = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
+    expected = input_spec(classifier).frame(pd.DataFrame(np.zeros((1, len(available))), columns=available)).columns
+    if list(classifier.feature_names_) != list(expected):
+        raise KeeptrashError(f"{path}: model's feature columns differ from what its metadata describes; retrain it")
     return ScoringModel(classifier, features, float(metadata["decision_threshold"]))
 
 
@@ -68,10 +71,12 @@ def file_digest(path: Path) -> str:
 
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:
     """The strongest contributions (SHAP, in log-odds) towards the decision taken, e.g. 'sharpness 1.21 (+0.35)'."""
-    content = contributions[[name.startswith("cnn_") for name in feature_names]].sum()
+    content = contributions[[name.startswith(_CONTENT_PREFIXES) for name in feature_names]].sum()
     # A statistic that could not be measured (NaN: an image under 3 pixels across) explains nothing.
     named = {
-        name: contributions[i] for i, name in enumerate(feature_names) if not name.startswith("cnn_") and np.isfinite(values[name])
+        name: contributions[i]
+        for i, name in enumerate(feature_names)
+        if not name.startswith(_CONTENT_PREFIXES) and np.isfinite(values[name])
     }
     named[CONTENT] = content
     towards = sorted(
@@ -111,9 +116,10 @@ def score_photos(paths: list[Path], model: ScoringModel, cache_root: Path, max_p
     photos = pd.DataFrame({"path": readable, "sha256": digests}).merge(features, on="sha256")
     if photos.empty:
         return pd.DataFrame(columns=["path", "sha256", "keep_probability", "decision", "reason", *STAT_NAMES]), skipped
-    columns = list(model.classifier.feature_names_)
-    probabilities = model.classifier.predict_proba(photos[columns])[:, 1]
-    contributions = model.classifier.get_feature_importance(Pool(photos[columns]), type="ShapValues")[:, :-1]
+    inputs = model_frame(model.classifier, photos)
+    columns = list(inputs.columns)
+    probabilities = model.classifier.predict_proba(inputs)[:, 1]
+    contributions = model.classifier.get_feature_importance(Pool(inputs), type="ShapValues")[:, :-1]
     keep = probabilities >= model.threshold
     scores = pd.DataFrame(
         {

@@ -10,6 +10,7 @@ from keeptrash.analysis.baselines import baseline_metrics, scored_metrics
 from keeptrash.analysis.calibration import PERFECT_CALIBRATION, calibration, confident_mistakes, probability_histogram
 from keeptrash.analysis.categories import as_metrics, per_category
 from keeptrash.analysis.degradation import degradation_jobs, degradation_summary
+from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.analysis.pairs import pair_agreement, read_pairs
 from keeptrash.analysis.training_curve import validation_curve
 from keeptrash.cull.scoring import file_digest
@@ -17,19 +18,20 @@ from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.extract import cache_namespace, feature_table, loaded_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
+from keeptrash.model_inputs import keep_probability
 from keeptrash.params import Params, load_params
 from keeptrash.training import join_features
 
 
-def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, columns: list[str], params: Params, store: FeatureStore):
+def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):
     photos = test.sort_values("key").head(params.analyze.degradation_photos)[["key"]].merge(manifest[["key", "path", "sha256"]], on="key")
-    original = pd.Series(model.predict_proba(test.set_index("key").loc[photos["key"], columns])[:, 1], index=photos["key"])
+    original = pd.Series(keep_probability(model, test.set_index("key").loc[photos["key"]]), index=photos["key"])
     jobs = degradation_jobs(photos)
     features, failures, _ = loaded_features(dict(zip(jobs["cache_key"], jobs["loader"])), params.features, store, params.download.max_image_pixels)
     if failures:
         raise KeeptrashError(f"degrading test photos failed ({next(iter(failures.values()))}); rerun dvc repro")
     scored = jobs.merge(features, left_on="cache_key", right_on="sha256")
-    return degradation_summary(original, scored.assign(keep_probability=model.predict_proba(scored[columns])[:, 1]))
+    return degradation_summary(original, scored.assign(keep_probability=keep_probability(model, scored)))
 
 
 def pairs_analysis(model: CatBoostClassifier, pairs_csv: Path, manifest: pd.DataFrame, train_keys: set[str], params: Params, store: FeatureStore) -> dict:
@@ -40,11 +42,11 @@ def pairs_analysis(model: CatBoostClassifier, pairs_csv: Path, manifest: pd.Data
     if failures:
         path, reason = next(iter(failures.items()))
         raise KeeptrashError(f"{pairs_csv}: photo {path} does not decode ({reason}); fix or remove its pairs")
-    by_digest = dict(zip(features["sha256"], model.predict_proba(features[list(model.feature_names_)])[:, 1]))
+    by_digest = dict(zip(features["sha256"], keep_probability(model, features)))
     training_digests = set(manifest.loc[manifest["key"].isin(train_keys), "sha256"])
-    keep_probability = {photo: by_digest[digest] for photo, digest in zip(photos, digests) if digest in by_digest}
+    probability_of = {photo: by_digest[digest] for photo, digest in zip(photos, digests) if digest in by_digest}
     seen = {photo for photo, digest in zip(photos, digests) if digest in training_digests}
-    return pair_agreement(pairs, keep_probability, seen)
+    return pair_agreement(pairs, probability_of, seen)
 
 
 @exits_cleanly
@@ -58,17 +60,18 @@ def main() -> None:
     model = CatBoostClassifier()
     model.load_model(str(paths.MODEL))
     threshold = float(model.get_metadata()["decision_threshold"])
-    probabilities = model.predict_proba(test[columns])[:, 1]
+    probabilities = keep_probability(model, test)
     store = FeatureStore(default_cache_root(), cache_namespace(params.features))
     plots = paths.ANALYSIS_PLOTS
 
-    curve, best_marker, training = validation_curve(model, val, columns)
+    curve, best_marker, training = validation_curve(model, val)
     calibration_curve, calibration_metrics = calibration(test["label"], probabilities, params.analyze.calibration_bins)
     per_tag = per_category(test, probabilities, threshold, ["tag_1", "tag_2"])
     per_source = per_category(test, probabilities, threshold, ["source"])
-    degradation_curves, degradation = degradation_analysis(model, test, manifest, columns, params, store)
+    degradation_curves, degradation = degradation_analysis(model, test, manifest, params, store)
+    learning = learning_curve(table, params.train)
     baselines = baseline_metrics(train, val, test, columns, params.train.seed)
-    baselines["catboost"] = scored_metrics(val, model.predict_proba(val[columns])[:, 1], test, probabilities)
+    baselines["catboost"] = scored_metrics(val, keep_probability(model, val), test, probabilities)
     pairs = (
         pairs_analysis(model, Path(params.analyze.pairs_csv), manifest, set(train["key"]), params, store)
         if params.analyze.pairs_csv
@@ -89,6 +92,7 @@ def main() -> None:
     write_csv(plots / "per_tag.csv", per_tag)
     write_csv(plots / "per_source.csv", per_source)
     write_csv(plots / "degradation.csv", degradation_curves)
+    write_csv(plots / "learning_curve.csv", learning)
     write_csv(plots / "baselines.csv", pd.DataFrame([{"model": name, **metrics} for name, metrics in baselines.items()]))
     write_csv(plots / "confident_mistakes.csv", confident_mistakes(test, probabilities))
     write_json(
@@ -99,6 +103,7 @@ def main() -> None:
             "per_source": as_metrics(per_source),
             "per_tag": as_metrics(per_tag),
             "degradation": degradation,
+            "learning_curve": {f"train_photos_{row.pop('train_photos')}": row for row in learning.to_dict("records")},
             "baselines": baselines,
             "pairs": pairs,
         },

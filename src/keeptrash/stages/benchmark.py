@@ -7,12 +7,13 @@ from keeptrash import paths
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.evaluation import CLASS_NAMES, benchmark_metrics
 from keeptrash.io import read_table, write_json, write_table
+from keeptrash.model_inputs import keep_probability
 from keeptrash.training import join_features
 
 
 @exits_cleanly
 def main() -> None:
-    table, feature_columns, _ = join_features(
+    table, _, _ = join_features(
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
     test = table[table["split"] == "test"].reset_index(drop=True)
@@ -21,7 +22,7 @@ def main() -> None:
     model = CatBoostClassifier()
     model.load_model(str(paths.MODEL))
     threshold = float(model.get_metadata()["decision_threshold"])
-    probabilities = model.predict_proba(test[feature_columns])[:, 1]
+    probabilities = keep_probability(model, test)
     metrics = benchmark_metrics(test, probabilities, table.loc[table["split"] == "train", "label"], threshold)
     write_json(paths.BENCHMARK_METRICS, metrics)
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))

@@ -6,7 +6,16 @@ from keeptrash import paths
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
-from keeptrash.training import decision_threshold, fit_classifier, join_features, split_scores, stamp_model, train_summary
+from keeptrash.model_inputs import stamp_inputs
+from keeptrash.training import (
+    decision_threshold,
+    fit_classifier,
+    join_features,
+    split_scores,
+    stamp_model,
+    train_summary,
+    training_inputs,
+)
 
 CURVE_NAMES = {"learn": "train", "validation": "val"}
 
@@ -25,16 +34,18 @@ def log_learning_curves(evals: dict) -> None:
 @exits_cleanly
 def main() -> None:
     params = load_params()
-    table, feature_columns, skipped = join_features(
+    table, _, skipped = join_features(
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
-    val = table[table["split"] == "val"]
-    model = fit_classifier(table[table["split"] == "train"], val, feature_columns, params.train)
-    threshold = decision_threshold(model, val, feature_columns, params.train)
+    spec, inputs, columns = training_inputs(table, params.train)
+    val = inputs[inputs["split"] == "val"]
+    model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
+    threshold = decision_threshold(model, val, columns, params.train)
     stamp_model(model, params.features.backbone, params.features.image_size, threshold)
+    stamp_inputs(model, spec)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
     log_learning_curves(model.get_evals_result())
-    summary = train_summary(model, split_scores(model, table, feature_columns, threshold), threshold, skipped)
+    summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
     write_json(paths.TRAIN_METRICS, summary)
     print(
         f"train: accuracy train {summary['train_accuracy']:.3f} / val {summary['val_accuracy']:.3f} / "

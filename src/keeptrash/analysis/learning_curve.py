@@ -1,0 +1,42 @@
+"""Does more data close the gap? The train params refitted on growing subsets of the training split."""
+
+import pandas as pd
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from keeptrash.params import TrainParams
+from keeptrash.training import decision_threshold, fit_classifier, training_inputs
+
+TRAINING_SIZES = (50, 100, 200)
+
+
+def learning_curve(table: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
+    """Per training-set size (50, 100, 200, ..., all; a stratified sample of the train split): accuracy on
+    train and validation, validation and test ROC AUC. Validation and test rows never change."""
+    train = table[table["split"] == "train"]
+    held_out = table[table["split"] != "train"]
+    rows = []
+    for size in [size for size in TRAINING_SIZES if size < len(train)] + [len(train)]:
+        subset = train if size == len(train) else train_test_split(train, train_size=size, stratify=train["label"], random_state=params.seed)[0]
+        _, inputs, columns = training_inputs(pd.concat([subset, held_out], ignore_index=True), params)
+        fitted, val, test = (inputs[inputs["split"] == split] for split in ("train", "val", "test"))
+        model = fit_classifier(fitted, val, columns, params)
+        threshold = decision_threshold(model, val, columns, params)
+
+        def scores(rows: pd.DataFrame) -> tuple[float, float]:
+            probabilities = model.predict_proba(rows[columns])[:, 1]
+            return accuracy_score(rows["label"], probabilities >= threshold), roc_auc_score(rows["label"], probabilities)
+
+        (train_accuracy, _), (val_accuracy, val_auc), (test_accuracy, test_auc) = scores(fitted), scores(val), scores(test)
+        rows.append(
+            {
+                "train_photos": size,
+                "train_accuracy": train_accuracy,
+                "val_accuracy": val_accuracy,
+                "test_accuracy": test_accuracy,
+                "val_roc_auc": val_auc,
+                "test_roc_auc": test_auc,
+                "gap": 100 * (train_accuracy - val_accuracy),
+            }
+        )
+    return pd.DataFrame(rows).round(4)
