@@ -37,7 +37,7 @@ def copy_photos(names, folder: Path) -> list[Path]:
     return copies
 
 
-def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path) -> Path:
+def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0) -> Path:
     """A CatBoost model on real features of the first `photos` LIVE-C photos (keep: MOS >= 50), stamped the
     way the train stage stamps one, so `keeptrash cull` reads its backbone, size and threshold from it."""
     import hashlib
@@ -46,8 +46,9 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
 
     from keeptrash.features.extract import cache_namespace, feature_table
     from keeptrash.features.store import FeatureStore
+    from keeptrash.model_inputs import stamp_inputs
     from keeptrash.params import FeaturesParams, TrainParams
-    from keeptrash.training import fit_classifier, stamp_model
+    from keeptrash.training import fit_classifier, stamp_model, training_inputs
 
     features_params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=16, device="cpu")
     ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(photos)
@@ -56,14 +57,16 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     store = FeatureStore(cache_root, cache_namespace(features_params))
     features, failures, _ = feature_table(paths, digests, features_params, store, 300_000_000)
     assert not failures
-    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy()}).merge(features, on="sha256")
-    columns = [column for column in features.columns if column != "sha256"]
+    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train"})
+    table = table.merge(features, on="sha256")
     params = TrainParams(
         iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=0, early_stopping_rounds=0,
+        feature_set="all", pca_components=pca_components, early_stopping_rounds=0,
         class_weights="none", decision_threshold=None, seed=0,
     )
-    model = fit_classifier(table, table.iloc[0:0], columns, params)
+    spec, inputs, columns = training_inputs(table, params)
+    model = fit_classifier(inputs, inputs.iloc[0:0], columns, params)
     stamp_model(model, features_params.backbone, features_params.image_size, 0.5)
+    stamp_inputs(model, spec)
     model.save_model(str(path))
     return path

@@ -515,3 +515,14 @@ def test_an_extreme_strip_is_scored_from_its_middle(tmp_path, model_path, cache_
     scores, failed = score_photos([tmp_path / "strip.png"], load_scoring_model(model_path), cache_root, MAX_PIXELS)
     assert failed == []
     assert (scores.iloc[0]["width"], scores.iloc[0]["height"]) == (40000, 10)
+
+
+def test_a_model_on_principal_components_scores_and_explains_photos(messy_folder, tmp_path, cache_root):
+    root, _ = messy_folder
+    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "pca.cbm", pca_components=8)
+    model = load_scoring_model(path)
+    assert list(model.classifier.feature_names_[:8]) == [f"pca_{i:03d}" for i in range(8)]
+    photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
+    scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)
+    assert failed == [] and len(scores) == 4 and scores["keep_probability"].between(0, 1).all()
+    assert not scores["reason"].str.contains("pca_").any()  # components are summed into "image content"

@@ -6,11 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.features import PREPROCESSING_VERSION
+from keeptrash.features.image_stats import STAT_NAMES
+from keeptrash.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
 from keeptrash.params import TrainParams
-from keeptrash.training import DEFAULT_THRESHOLD, choose_threshold, decision_threshold, fit_classifier, stamp_model
+from keeptrash.training import (
+    DEFAULT_THRESHOLD,
+    choose_threshold,
+    decision_threshold,
+    fit_classifier,
+    stamp_model,
+    training_inputs,
+)
 
 PARAMS = TrainParams(
     iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
@@ -79,3 +89,61 @@ def test_model_file_records_how_its_features_were_made(data, tmp_path):
     assert metadata["decision_threshold"] == "0.42"
     assert metadata["preprocessing_version"] == str(PREPROCESSING_VERSION)
     assert "train_finish_time" not in metadata and "model_guid" not in metadata
+
+
+# --- model inputs: feature sets and the PCA projection stored in the model ---------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded() -> pd.DataFrame:
+    """A table shaped like the pipeline's: 40 cnn_ columns whose first direction carries the label, and the statistics."""
+    rng = np.random.default_rng(2)
+    n = 240
+    label = rng.integers(0, 2, n)
+    cnn = rng.normal(size=(n, 40))
+    cnn[:, 0] += 3 * label
+    table = pd.DataFrame(cnn, columns=[f"cnn_{i:04d}" for i in range(40)])
+    for name in STAT_NAMES:
+        table[name] = rng.normal(size=n)
+    return table.assign(label=label, split=np.where(np.arange(n) < 160, "train", np.where(np.arange(n) < 200, "val", "test")))
+
+
+def test_projection_is_fitted_on_the_train_split_only(embedded):
+    spec = fit_inputs(embedded[embedded["split"] == "train"], "all", 5, seed=0)
+    shifted = embedded.copy()
+    shifted.loc[shifted["split"] != "train", "cnn_0001"] += 100.0  # held-out rows must not move the projection
+    again = fit_inputs(shifted[shifted["split"] == "train"], "all", 5, seed=0)
+    np.testing.assert_array_equal(spec.projection.components, again.projection.components)
+    frame = spec.frame(embedded)
+    assert list(frame.columns) == [f"pca_{i:03d}" for i in range(5)] + list(STAT_NAMES)
+    train_projection = frame.loc[(embedded["split"] == "train").to_numpy(), "pca_000"]
+    assert train_projection.mean() == pytest.approx(0, abs=1e-5)  # centred on the training mean
+
+
+@pytest.mark.parametrize(("feature_set", "components", "first", "count"), [
+    ("all", 0, "cnn_0000", 40 + len(STAT_NAMES)), ("cnn", 0, "cnn_0000", 40), ("stats", 8, "sharpness", len(STAT_NAMES)),
+    ("cnn", 8, "pca_000", 8),
+])
+def test_feature_sets_pick_their_columns(embedded, feature_set, components, first, count):
+    frame = fit_inputs(embedded, feature_set, components, seed=0).frame(embedded)
+    assert frame.columns[0] == first and frame.shape == (len(embedded), count)
+
+
+def test_a_model_rebuilds_its_own_inputs_from_its_file(embedded, tmp_path):
+    params = dataclasses.replace(PARAMS, pca_components=6)
+    spec, inputs, columns = training_inputs(embedded, params)
+    model = fit_classifier(inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"], columns, params)
+    stamp_inputs(model, spec)
+    model.save_model(str(tmp_path / "model.cbm"))
+    loaded = CatBoostClassifier()
+    loaded.load_model(str(tmp_path / "model.cbm"))
+    assert input_spec(loaded).feature_set == "all"
+    np.testing.assert_allclose(keep_probability(loaded, embedded), model.predict_proba(inputs[columns])[:, 1], atol=1e-6)
+    assert roc_auc_score(embedded["label"], keep_probability(loaded, embedded)) > 0.9
+
+
+def test_learning_curve_grows_the_training_split_and_keeps_held_out_rows(embedded):
+    curve = learning_curve(embedded.assign(source="own", score=50.0), dataclasses.replace(PARAMS, pca_components=6))
+    assert curve["train_photos"].tolist() == [50, 100, 160]
+    assert curve["gap"].tolist() == pytest.approx((100 * (curve["train_accuracy"] - curve["val_accuracy"])).tolist(), abs=0.01)
+    assert curve["test_roc_auc"].between(0.5, 1).all()
