@@ -14,7 +14,7 @@ from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table
 from keeptrash.params import load_params
-from keeptrash.training import decision_threshold, fit_classifier, join_features
+from keeptrash.training import decision_threshold, fit_classifier, join_features, training_inputs
 
 OFFLINE_BACKBONES = ("efficientnet_lite0", "mobilenet_v2")
 
@@ -30,8 +30,9 @@ def main() -> None:
         features, _ = manifest_features(
             manifest[manifest["status"] == OK], feature_params, store, params.download.max_image_pixels
         )
-        table, columns, _ = join_features(labels, manifest, features)
-        train, val, test = (table[table["split"] == split] for split in ("train", "val", "test"))
+        table, _, _ = join_features(labels, manifest, features)
+        _, inputs, columns = training_inputs(table, params.train)
+        train, val, test = (inputs[inputs["split"] == split] for split in ("train", "val", "test"))
         model = fit_classifier(train, val, columns, params.train)
         threshold = decision_threshold(model, val, columns, params.train)
         scores = {
