@@ -216,3 +216,30 @@ def test_new_photos_are_the_only_features_extracted(pipeline_repo: Path) -> None
     added = cached_digests(pipeline_repo) - before
     assert len(added) == 4
     assert read_metrics(pipeline_repo, "labels")["rows"] == PHOTOS + 7 + 4
+
+
+def test_ava_images_can_come_from_a_split_7z_archive(pipeline_repo: Path) -> None:
+    import multivolumefile
+    import py7zr
+
+    archives = pipeline_repo.parent / "ava-archives"
+    archives.mkdir()
+    with multivolumefile.open(archives / "AVA_dataset.7z", mode="wb", volume=200_000) as volume:
+        with py7zr.SevenZipFile(volume, "w") as seven_zip:
+            for photo in sorted((pipeline_repo / "data/sample/ava/images").glob("*.jpg")):
+                seven_zip.write(photo, f"AVA_dataset/images/{photo.name}")
+    baseline = read_metrics(pipeline_repo, "download")
+    images = pipeline_repo.parent / "ava-extracted"
+    result = dvc(
+        pipeline_repo, "exp", "run", "-S", "download.source=archives",
+        "-S", f"download.archives_dir={archives}", "-S", f"download.images_dir={images}",
+    )
+    assert "download" in stages_run(result.stdout)
+    assert "features: " in result.stdout and "(0 extracted," in result.stdout  # same bytes: all from the cache
+    assert read_metrics(pipeline_repo, "download") == baseline
+    manifest = pd.read_parquet(pipeline_repo / "data/manifest.parquet")
+    ava = manifest[manifest["key"].str.startswith("ava:")]
+    assert (ava["status"] == "ok").all() and ava["path"].str.startswith(str(images)).all()
+    assert len(list(images.glob("*.jpg"))) == len(ava)  # only the labelled ids were extracted
+    run(pipeline_repo, "git", "checkout", "--", ".")
+    dvc(pipeline_repo, "checkout")

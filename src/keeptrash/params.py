@@ -48,6 +48,8 @@ class LabelsParams:
 class DownloadParams:
     source: str
     folder: str
+    archives_dir: str
+    images_dir: str
     max_image_pixels: int
 
 
@@ -191,6 +193,8 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
         download=DownloadParams(
             source=download.text("source", SOURCE_NAMES),
             folder=download.text("folder"),
+            archives_dir=download.text("archives_dir"),
+            images_dir=download.text("images_dir"),
             max_image_pixels=download.integer("max_image_pixels", 1),
         ),
         features=FeaturesParams(

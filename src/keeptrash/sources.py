@@ -11,6 +11,7 @@ from typing import Protocol
 
 from tqdm import tqdm
 
+from keeptrash.archives import extract_images
 from keeptrash.errors import KeeptrashError
 from keeptrash.params import DownloadParams
 
@@ -40,9 +41,23 @@ class FolderSource:
         return found
 
 
+class ArchiveSource:
+    """The published AVA 7z archive (one file or its volumes) in a folder: wanted images are extracted to images_dir."""
+
+    def __init__(self, archives_dir: Path, images_dir: Path):
+        self.archives_dir, self.images_dir = archives_dir, images_dir
+
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        extraction = extract_images(self.archives_dir, self.images_dir, image_ids)
+        for name, reason in extraction.refused:
+            print(f"download: refused archive member {name!r}: {reason}")
+        return extraction.images
+
+
 _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
     "folder": lambda params: FolderSource(Path(params.folder)),
+    "archives": lambda params: ArchiveSource(Path(params.archives_dir), Path(params.images_dir)),
 }
 SOURCE_NAMES = tuple(_SOURCES)
 
