@@ -123,3 +123,11 @@ def test_the_download_stage_source_extracts_what_it_is_asked_for(volumes, tmp_pa
     found = open_source(params).fetch([PHOTOS[2].stem])
     assert found == {PHOTOS[2].stem: tmp_path / "images" / PHOTOS[2].name}
     shutil.rmtree(tmp_path / "images")
+
+
+def test_volumes_named_like_the_published_set_are_read_in_order(volumes, tmp_path):
+    for volume in volumes.iterdir():  # AVA_dataset.7z.0001 -> AVA_dataset.7z.001
+        volume.rename(volume.with_suffix(f".{int(volume.suffix[1:]):03d}"))
+    assert archive_path(volumes).name == "AVA_dataset.7z"
+    result = extract_images(volumes, tmp_path / "images", [photo.stem for photo in PHOTOS])
+    assert {image_id: digest(path) for image_id, path in result.images.items()} == {p.stem: digest(p) for p in PHOTOS}
