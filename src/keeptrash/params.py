@@ -50,6 +50,10 @@ class DownloadParams:
     folder: str
     archives_dir: str
     images_dir: str
+    url_template: str
+    concurrency: int
+    retries: int
+    requests_per_second: float
     max_image_pixels: int
 
 
@@ -195,6 +199,10 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             folder=download.text("folder"),
             archives_dir=download.text("archives_dir"),
             images_dir=download.text("images_dir"),
+            url_template=download.text("url_template"),
+            concurrency=download.integer("concurrency", 1, 64),
+            retries=download.integer("retries", 0, 100),
+            requests_per_second=download.number("requests_per_second", 0.01, 1000.0),
             max_image_pixels=download.integer("max_image_pixels", 1),
         ),
         features=FeaturesParams(

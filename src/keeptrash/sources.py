@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from keeptrash.archives import extract_images
 from keeptrash.errors import KeeptrashError
+from keeptrash.http_download import download_images
 from keeptrash.params import DownloadParams
 
 # Photos shipped in the repo so that the default pipeline runs offline from a fresh clone.
@@ -54,10 +55,31 @@ class ArchiveSource:
         return extraction.images
 
 
+class HttpSource:
+    """One URL per image id on a mirror; downloads what is not already in images_dir."""
+
+    def __init__(self, params: DownloadParams):
+        self.params = params
+
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        params = self.params
+        result = download_images(
+            params.url_template, Path(params.images_dir), image_ids, params.concurrency, params.retries, params.requests_per_second
+        )
+        if result.failed:
+            image_id, reason = next(iter(result.failed.items()))
+            raise KeeptrashError(
+                f"{len(result.failed)} AVA images failed after {params.retries + 1} tries (first: {image_id}, {reason}); "
+                f"the {result.fetched} fetched are kept, rerun dvc repro to resume"
+            )
+        return result.images
+
+
 _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
     "folder": lambda params: FolderSource(Path(params.folder)),
     "archives": lambda params: ArchiveSource(Path(params.archives_dir), Path(params.images_dir)),
+    "http": HttpSource,
 }
 SOURCE_NAMES = tuple(_SOURCES)
 
