@@ -120,7 +120,7 @@ def test_too_little_disk_space_says_how_much_is_needed(volumes, tmp_path):
 
 def test_the_download_stage_source_extracts_what_it_is_asked_for(volumes, tmp_path):
     params = DownloadParams(
-        source="archives", folder="", archives_dir=str(volumes), images_dir=str(tmp_path / "images"),
+        source="archives", folder="", archives_dir=str(volumes), mega_url="", images_dir=str(tmp_path / "images"),
         url_template="", concurrency=1, retries=0, requests_per_second=1.0, max_image_pixels=10**8,
     )
     found = open_source(params).fetch([PHOTOS[2].stem])

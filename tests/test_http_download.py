@@ -117,7 +117,7 @@ def test_a_dead_mirror_ends_in_one_line_and_keeps_what_was_fetched(mirror, tmp_p
     monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     mirror.faults = {IDS[1]: ["500"] * 10}
     params = DownloadParams(
-        source="http", folder="", archives_dir="", images_dir=str(tmp_path), url_template=mirror.template,
+        source="http", folder="", archives_dir="", mega_url="", images_dir=str(tmp_path), url_template=mirror.template,
         concurrency=2, retries=2, requests_per_second=100.0, max_image_pixels=10**8,
     )
     with pytest.raises(KeeptrashError) as error:

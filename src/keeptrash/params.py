@@ -49,6 +49,7 @@ class DownloadParams:
     source: str
     folder: str
     archives_dir: str
+    mega_url: str
     images_dir: str
     url_template: str
     concurrency: int
@@ -198,6 +199,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             source=download.text("source", SOURCE_NAMES),
             folder=download.text("folder"),
             archives_dir=download.text("archives_dir"),
+            mega_url=download.text("mega_url"),
             images_dir=download.text("images_dir"),
             url_template=download.text("url_template"),
             concurrency=download.integer("concurrency", 1, 64),

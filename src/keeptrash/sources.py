@@ -14,6 +14,7 @@ from tqdm import tqdm
 from keeptrash.archives import extract_images
 from keeptrash.errors import KeeptrashError
 from keeptrash.http_download import download_images
+from keeptrash.mega import fetch_volumes
 from keeptrash.params import DownloadParams
 
 # Photos shipped in the repo so that the default pipeline runs offline from a fresh clone.
@@ -55,6 +56,17 @@ class ArchiveSource:
         return extraction.images
 
 
+class MegaSource:
+    """The AVA volumes from a public MEGA folder (downloaded into archives_dir by megadl), then extracted."""
+
+    def __init__(self, params: DownloadParams):
+        self.params = params
+
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        fetch_volumes(self.params.mega_url, Path(self.params.archives_dir))
+        return ArchiveSource(Path(self.params.archives_dir), Path(self.params.images_dir)).fetch(image_ids)
+
+
 class HttpSource:
     """One URL per image id on a mirror; downloads what is not already in images_dir."""
 
@@ -80,6 +92,7 @@ _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "folder": lambda params: FolderSource(Path(params.folder)),
     "archives": lambda params: ArchiveSource(Path(params.archives_dir), Path(params.images_dir)),
     "http": HttpSource,
+    "mega": MegaSource,
 }
 SOURCE_NAMES = tuple(_SOURCES)
 
