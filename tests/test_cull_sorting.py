@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES
-from keeptrash.cull.scoring import file_digest
+from keeptrash.images import file_digest
 from keeptrash.cull.sorting import UndoJournal, candidate_paths, read_journal, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError
 

@@ -21,7 +21,17 @@ OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+_HASH_CHUNK = 1 << 20
 _SIXTEEN_BIT_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in chunks so a large one never sits in memory whole."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -1,6 +1,5 @@
 """Score photos with a model the train stage produced, using the feature pipeline recorded in the model."""
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from keeptrash.features.backbones import BACKBONES
 from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
+from keeptrash.images import file_digest
 from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_spec, model_frame
 from keeptrash.params import FeaturesParams
 
@@ -23,7 +23,6 @@ KEEP, TRASH = "keep", "trash"
 CONTENT = "image content"
 _CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX)
 REASONS_SHOWN = 2
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,6 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
     return ScoringModel(classifier, features, float(metadata["decision_threshold"]))
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:

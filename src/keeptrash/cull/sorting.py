@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keeptrash.cull.scoring import file_digest
+from keeptrash.images import file_digest
 from keeptrash.errors import KeeptrashError
 
 MODES = ("copy", "link", "move")

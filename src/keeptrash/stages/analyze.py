@@ -13,7 +13,7 @@ from keeptrash.analysis.degradation import degradation_jobs, degradation_summary
 from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.analysis.pairs import pair_agreement, read_pairs
 from keeptrash.analysis.training_curve import validation_curve
-from keeptrash.cull.scoring import file_digest
+from keeptrash.images import file_digest
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.extract import cache_namespace, feature_table, loaded_features
 from keeptrash.features.store import FeatureStore, default_cache_root
