@@ -1,5 +1,6 @@
 """Shared paths and small fixtures: real files from the repo's data folder, copied into tmp_path."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,13 @@ AVA_TXT = REPO / "data" / "ava" / "AVA_partial.txt"
 LIVEC_IMAGES = REPO / "data" / "sample" / "livec" / "images"
 # A handful of real LIVE-C photos (all 500x500 RGB JPEGs).
 PHOTO_NAMES = ("100.jpg", "1002.jpg", "1003.jpg", "1004.jpg", "1007.jpg")
+
+
+def download_params(**changes):
+    """The committed download params with these fields changed."""
+    from keeptrash.params import load_params
+
+    return dataclasses.replace(load_params(PARAMS_YAML).download, **changes)
 
 
 @pytest.fixture(scope="session")

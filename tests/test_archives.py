@@ -9,10 +9,9 @@ import multivolumefile
 import py7zr
 import pytest
 
-from conftest import REPO
+from conftest import REPO, download_params
 from keeptrash.archives import archive_path, extract_images
 from keeptrash.errors import KeeptrashError
-from keeptrash.params import DownloadParams
 from keeptrash.sources import open_source
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
@@ -119,10 +118,7 @@ def test_too_little_disk_space_says_how_much_is_needed(volumes, tmp_path):
 
 
 def test_the_download_stage_source_extracts_what_it_is_asked_for(volumes, tmp_path):
-    params = DownloadParams(
-        source="archives", folder="", archives_dir=str(volumes), mega_url="", images_dir=str(tmp_path / "images"),
-        url_template="", concurrency=1, retries=0, requests_per_second=1.0, max_image_pixels=10**8,
-    )
+    params = download_params(source="archives", archives_dir=str(volumes), images_dir=str(tmp_path / "images"))
     found = open_source(params).fetch([PHOTOS[2].stem])
     assert found == {PHOTOS[2].stem: tmp_path / "images" / PHOTOS[2].name}
     shutil.rmtree(tmp_path / "images")

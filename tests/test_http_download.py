@@ -7,10 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, download_params
 from keeptrash.errors import KeeptrashError
 from keeptrash.http_download import download_images
-from keeptrash.params import DownloadParams
 from keeptrash.sources import open_source
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
@@ -116,9 +115,8 @@ def test_a_killed_run_resumes_from_its_partial_file_and_skips_finished_ones(mirr
 def test_a_dead_mirror_ends_in_one_line_and_keeps_what_was_fetched(mirror, tmp_path, monkeypatch):
     monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     mirror.faults = {IDS[1]: ["500"] * 10}
-    params = DownloadParams(
-        source="http", folder="", archives_dir="", mega_url="", images_dir=str(tmp_path), url_template=mirror.template,
-        concurrency=2, retries=2, requests_per_second=100.0, max_image_pixels=10**8,
+    params = download_params(
+        source="http", images_dir=str(tmp_path), url_template=mirror.template, concurrency=2, retries=2, requests_per_second=100.0
     )
     with pytest.raises(KeeptrashError) as error:
         open_source(params).fetch(IDS[:3])

@@ -10,10 +10,9 @@ import multivolumefile
 import py7zr
 import pytest
 
-from conftest import REPO
+from conftest import REPO, download_params
 from keeptrash.errors import KeeptrashError
 from keeptrash.mega import megadl_command
-from keeptrash.params import DownloadParams
 from keeptrash.sources import open_source
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
@@ -28,11 +27,8 @@ def stand_in_megadl(folder, script: str):
     return folder
 
 
-def params(tmp_path, url=URL) -> DownloadParams:
-    return DownloadParams(
-        source="mega", folder="", archives_dir=str(tmp_path / "volumes"), mega_url=url, images_dir=str(tmp_path / "images"),
-        url_template="", concurrency=1, retries=0, requests_per_second=1.0, max_image_pixels=10**8,
-    )
+def params(tmp_path, url=URL):
+    return download_params(source="mega", archives_dir=str(tmp_path / "volumes"), mega_url=url, images_dir=str(tmp_path / "images"))
 
 
 def test_without_megadl_the_error_says_how_to_install_it(tmp_path, monkeypatch):

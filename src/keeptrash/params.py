@@ -50,6 +50,9 @@ class DownloadParams:
     folder: str
     archives_dir: str
     mega_url: str
+    torrent: str
+    torrent_peers: tuple[str, ...]
+    torrent_stall_seconds: float
     images_dir: str
     url_template: str
     concurrency: int
@@ -149,10 +152,11 @@ class _Section:
             raise self._fail(key, expected)
         return value
 
-    def text_list(self, key: str) -> tuple[str, ...]:
-        value = self._get(key, "a non-empty list of paths")
-        if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
-            raise self._fail(key, "a non-empty list of paths")
+    def text_list(self, key: str, may_be_empty: bool = False) -> tuple[str, ...]:
+        expected = "a list of strings" if may_be_empty else "a non-empty list of paths"
+        value = self._get(key, expected)
+        if not isinstance(value, list) or not (value or may_be_empty) or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, expected)
         return tuple(value)
 
 
@@ -200,6 +204,9 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             folder=download.text("folder"),
             archives_dir=download.text("archives_dir"),
             mega_url=download.text("mega_url"),
+            torrent=download.text("torrent"),
+            torrent_peers=download.text_list("torrent_peers", may_be_empty=True),
+            torrent_stall_seconds=download.number("torrent_stall_seconds", 1.0, 86400.0),
             images_dir=download.text("images_dir"),
             url_template=download.text("url_template"),
             concurrency=download.integer("concurrency", 1, 64),

@@ -16,6 +16,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.http_download import download_images
 from keeptrash.mega import fetch_volumes
 from keeptrash.params import DownloadParams
+from keeptrash.torrent import download_torrent
 
 # Photos shipped in the repo so that the default pipeline runs offline from a fresh clone.
 SAMPLE_AVA_FOLDER = Path("data/sample/ava/images")
@@ -67,6 +68,23 @@ class MegaSource:
         return ArchiveSource(Path(self.params.archives_dir), Path(self.params.images_dir)).fetch(image_ids)
 
 
+class TorrentSource:
+    """The AVA torrent, downloaded into archives_dir; its loose images are used in place, its 7z volumes extracted."""
+
+    def __init__(self, params: DownloadParams):
+        self.params = params
+
+    def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        params = self.params
+        if not params.archives_dir:
+            raise KeeptrashError("download.archives_dir is empty; set it to the folder the torrent is downloaded into (about 32 GB for all of AVA)")
+        result = download_torrent(params.torrent, Path(params.archives_dir), set(image_ids), params.torrent_peers, params.torrent_stall_seconds)
+        images = dict(result.images)
+        for folder in result.archive_folders:
+            images.update(ArchiveSource(folder, Path(params.images_dir)).fetch(image_ids))
+        return images
+
+
 class HttpSource:
     """One URL per image id on a mirror; downloads what is not already in images_dir."""
 
@@ -93,6 +111,7 @@ _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "archives": lambda params: ArchiveSource(Path(params.archives_dir), Path(params.images_dir)),
     "http": HttpSource,
     "mega": MegaSource,
+    "torrent": TorrentSource,
 }
 SOURCE_NAMES = tuple(_SOURCES)
 
