@@ -49,6 +49,7 @@ class DownloadParams:
     source: str
     folder: str
     archives_dir: str
+    archive_urls: tuple[str, ...]
     mega_url: str
     torrent: str
     torrent_peers: tuple[str, ...]
@@ -203,6 +204,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             source=download.text("source", SOURCE_NAMES),
             folder=download.text("folder"),
             archives_dir=download.text("archives_dir"),
+            archive_urls=download.text_list("archive_urls", may_be_empty=True),
             mega_url=download.text("mega_url"),
             torrent=download.text("torrent"),
             torrent_peers=download.text_list("torrent_peers", may_be_empty=True),

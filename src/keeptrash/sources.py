@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from keeptrash.archives import extract_images
 from keeptrash.errors import KeeptrashError
-from keeptrash.http_download import download_images
+from keeptrash.http_download import download_images, download_volumes
 from keeptrash.mega import fetch_volumes
 from keeptrash.params import DownloadParams
 from keeptrash.torrent import download_torrent
@@ -45,12 +45,16 @@ class FolderSource:
 
 
 class ArchiveSource:
-    """The published AVA 7z archive (one file or its volumes) in a folder: wanted images are extracted to images_dir."""
+    """The published AVA 7z archive (one file or its volumes) in a folder, first fetched from volume_urls if
+    given: wanted images are extracted to images_dir."""
 
-    def __init__(self, archives_dir: Path, images_dir: Path):
+    def __init__(self, archives_dir: Path, images_dir: Path, volume_urls: tuple[str, ...] = (), retries: int = 0, requests_per_second: float = 1.0):
         self.archives_dir, self.images_dir = archives_dir, images_dir
+        self.volume_urls, self.retries, self.requests_per_second = volume_urls, retries, requests_per_second
 
     def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
+        if self.volume_urls:
+            download_volumes(self.volume_urls, self.archives_dir, self.retries, self.requests_per_second)
         extraction = extract_images(self.archives_dir, self.images_dir, image_ids)
         for name, reason in extraction.refused:
             print(f"download: refused archive member {name!r}: {reason}")
@@ -108,7 +112,9 @@ class HttpSource:
 _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
     "folder": lambda params: FolderSource(Path(params.folder)),
-    "archives": lambda params: ArchiveSource(Path(params.archives_dir), Path(params.images_dir)),
+    "archives": lambda params: ArchiveSource(
+        Path(params.archives_dir), Path(params.images_dir), params.archive_urls, params.retries, params.requests_per_second
+    ),
     "http": HttpSource,
     "mega": MegaSource,
     "torrent": TorrentSource,
