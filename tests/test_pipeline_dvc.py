@@ -243,3 +243,67 @@ def test_ava_images_can_come_from_a_split_7z_archive(pipeline_repo: Path) -> Non
     assert len(list(images.glob("*.jpg"))) == len(ava)  # only the labelled ids were extracted
     run(pipeline_repo, "git", "checkout", "--", ".")
     dvc(pipeline_repo, "checkout")
+
+
+def assert_ava_images_from(repo: Path, images: Path) -> None:
+    manifest = pd.read_parquet(repo / "data/manifest.parquet")
+    ava = manifest[manifest["key"].str.startswith("ava:")]
+    assert (ava["status"] == "ok").all() and ava["path"].str.startswith(str(images)).all()
+    for path in ava["path"]:
+        assert Path(path).read_bytes() == (REPO / "data/sample/ava/images" / Path(path).name).read_bytes()
+
+
+def test_ava_images_can_come_from_a_torrent(pipeline_repo: Path) -> None:
+    from seeding import Seeder, make_torrent
+
+    content = pipeline_repo.parent / "torrent-seed" / "AVA_dataset"
+    shutil.copytree(pipeline_repo / "data/sample/ava/images", content / "images")
+    torrent = pipeline_repo.parent / "ava.torrent"
+    make_torrent(content, torrent)
+    seeder = Seeder(torrent, content.parent)
+    baseline = read_metrics(pipeline_repo, "download")
+    archives, images = pipeline_repo.parent / "torrent-download", pipeline_repo.parent / "torrent-images"
+    try:
+        result = dvc(
+            pipeline_repo, "exp", "run", "-S", "download.source=torrent", "-S", f"download.torrent={torrent}",
+            "-S", f"download.torrent_peers=['{seeder.peer}']", "-S", f"download.archives_dir={archives}",
+            "-S", f"download.images_dir={images}",
+        )
+    finally:
+        seeder.close()
+    assert "download" in stages_run(result.stdout) and "(0 extracted," in result.stdout
+    assert read_metrics(pipeline_repo, "download") == baseline
+    assert_ava_images_from(pipeline_repo, archives / "AVA_dataset" / "images")  # loose images are used where they are
+    run(pipeline_repo, "git", "checkout", "--", ".")
+    dvc(pipeline_repo, "checkout")
+
+
+def test_an_http_download_killed_with_sigkill_is_resumed_by_the_next_repro(pipeline_repo: Path) -> None:
+    from mirror import Mirror
+
+    photos = {path.name: path.read_bytes() for path in (pipeline_repo / "data/sample/ava/images").glob("*.jpg")}
+    mirror = Mirror(photos, bytes_per_second=250_000)
+    images = pipeline_repo.parent / "http-images"
+    set_params(pipeline_repo, download__source="http", download__url_template=mirror.url("{id}.jpg"), download__images_dir=str(images))
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=pipeline_repo, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(images.glob("*.jpg")):
+            time.sleep(0.05)
+        os.killpg(child.pid, 9)  # dvc and the stage it runs, mid-download
+        child.wait()
+        finished = {path.name for path in images.glob("*.jpg")}
+        labelled = {f"{key.removeprefix('ava:')}.jpg" for key in pd.read_parquet(pipeline_repo / "data/labels.parquet")["key"] if key.startswith("ava:")}
+        assert 0 < len(finished) < len(labelled)
+        mirror.requests.clear()
+        mirror.bytes_per_second = 0
+        result = dvc(pipeline_repo, "repro")
+    finally:
+        mirror.close()
+    assert "download" in stages_run(result.stdout)
+    assert not finished & {name for name, _ in mirror.requests}  # finished images are not fetched again
+    assert {name for name, _ in mirror.requests} == labelled - finished
+    assert_ava_images_from(pipeline_repo, images)
+    run(pipeline_repo, "git", "checkout", "--", ".")
+    dvc(pipeline_repo, "checkout")
