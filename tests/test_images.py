@@ -3,11 +3,15 @@
 import hashlib
 import os
 import shutil
+import struct
 
+import pandas as pd
+import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
-from keeptrash.images import CORRUPT, MISSING, OK, check_image, list_images
+from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image, list_images, open_photo
+from keeptrash.manifest import manifest_summary
 
 MAX_PIXELS = 100_000_000
 
@@ -144,3 +148,47 @@ def test_list_images_of_missing_or_empty_folder_is_empty(tmp_path):
     assert list_images(tmp_path / "nowhere") == []
     (tmp_path / "empty").mkdir()
     assert list_images(tmp_path / "empty") == []
+
+
+def with_app1(photo, payload: bytes, path):
+    """The photo's JPEG bytes with an APP1 (EXIF) segment holding payload after the SOI marker."""
+    data = photo.read_bytes()
+    path.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:])
+    return path
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        (b"Exif\0\0XX*\0\x08\0\0\0" + bytes(20), "EXIF block without a TIFF header"),
+        (b"Exif\0\0" + bytes(range(256)) * 3, "EXIF block without a TIFF header"),
+        (b"Exif\0\0II*\0\xff\0\0\0", "EXIF directory at byte 255, beyond the 8-byte block"),
+        (b"Exif\0\0II*\0\x08\0\0\0\xff\x7f" + bytes(10), "EXIF directory of 32767 entries cut short by the end of the block"),
+    ],
+)
+def test_corrupt_exif_is_reported_but_the_photo_is_used(tmp_path, photo, payload, problem):
+    path = with_app1(photo, payload, tmp_path / "corrupt-exif.jpg")
+    check = check_image(path, MAX_PIXELS)
+    assert (check.status, check.reason) == (OK, f"{CORRUPT_EXIF}: {problem}")
+    image, size = open_photo(path, 256)
+    assert size == (500, 500) and image.mode == "RGB"
+
+
+def test_valid_exif_even_with_an_empty_directory_is_not_reported(tmp_path, photo):
+    empty = with_app1(photo, b"Exif\0\0II*\0\x08\0\0\0\0\0\0\0\0\0", tmp_path / "empty-exif.jpg")  # as some AVA photos carry
+    assert check_image(empty, MAX_PIXELS).reason == ""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with Image.open(photo) as image:
+        image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert check_image(tmp_path / "rotated.jpg", MAX_PIXELS).reason == ""
+
+
+def test_the_manifest_summary_counts_photos_with_corrupt_exif(tmp_path, photo):
+    bad = with_app1(photo, b"Exif\0\0XX*\0", tmp_path / "bad.jpg")
+    rows = []
+    for path in (photo, bad):
+        check = check_image(path, MAX_PIXELS)
+        rows.append({"key": path.name, "source": "ava", "status": check.status, "reason": check.reason, "bytes": check.bytes})
+    summary = manifest_summary(pd.DataFrame(rows))
+    assert summary["ok"] == 2 and summary["ok_with_corrupt_exif"] == 1

@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import io
 import os
+import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ pillow_heif.register_heif_opener()
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
 OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
+# The reason prefix of usable photos whose EXIF metadata is damaged (AVA has some).
+CORRUPT_EXIF = "corrupt EXIF ignored"
+_EXIF_IFD = 0x8769
 # What Pillow raises for files that are not (whole) images: truncated data, unknown formats, bad headers.
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 _ORIENTATION_TAG = 0x0112
@@ -107,11 +111,42 @@ def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
         with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             image.load()
+            exif_problem = _exif_problem(image)
     except ImageTooLarge as error:
         return ImageCheck(CORRUPT, f"too large: {error}", len(data), digest, 0, 0)
     except DECODE_ERRORS as error:
         return ImageCheck(CORRUPT, f"not a decodable image: {error}", len(data), digest, 0, 0)
-    return ImageCheck(OK, "", len(data), digest, width, height)
+    return ImageCheck(OK, f"{CORRUPT_EXIF}: {exif_problem}" if exif_problem else "", len(data), digest, width, height)
+
+
+def _exif_problem(image: Image.Image) -> str:
+    """Why the image's EXIF cannot be read in full ("" if it can). The pixels are fine either way: such photos are
+    used, upright as far as their EXIF says, and the manifest's reason says their EXIF is corrupt."""
+    raw = image.info.get("exif", b"")
+    if raw and (problem := _exif_layout_problem(raw.removeprefix(b"Exif\0\0"))):
+        return problem  # Pillow drops such a block silently
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image.getexif().get_ifd(_EXIF_IFD)
+        except Exception as error:  # noqa: BLE001 - Pillow's EXIF parser raises many kinds on hostile bytes
+            return f"{type(error).__name__}: {error}"
+    messages = [str(warning.message) for warning in caught if "EXIF" in str(warning.message)]
+    return messages[0] if messages else ""
+
+
+def _exif_layout_problem(tiff: bytes) -> str:
+    """A TIFF header and first directory that do not fit in the EXIF block."""
+    if len(tiff) < 8 or tiff[:4] not in (b"II*\0", b"MM\0*"):
+        return "EXIF block without a TIFF header"
+    order = "<" if tiff[:2] == b"II" else ">"
+    (offset,) = struct.unpack(order + "I", tiff[4:8])
+    if offset + 2 > len(tiff):
+        return f"EXIF directory at byte {offset}, beyond the {len(tiff)}-byte block"
+    (entries,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    if offset + 2 + 12 * entries > len(tiff):
+        return f"EXIF directory of {entries} entries cut short by the end of the block"
+    return ""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

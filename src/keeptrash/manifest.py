@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.images import CORRUPT, MISSING, OK, check_image
+from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image
 from keeptrash.sources import ImageSource
 
 MANIFEST_COLUMNS = ["key", "source", "path", "bytes", "sha256", "width", "height", "status", "reason"]
@@ -34,6 +34,7 @@ def manifest_summary(manifest: pd.DataFrame) -> dict:
         "ok": int((manifest["status"] == OK).sum()),
         "missing": int((manifest["status"] == MISSING).sum()),
         "corrupt": int((manifest["status"] == CORRUPT).sum()),
+        "ok_with_corrupt_exif": int(manifest["reason"].str.startswith(CORRUPT_EXIF).sum()),
         "bytes_ok": int(manifest.loc[manifest["status"] == OK, "bytes"].sum()),
         "by_source": {f"{source}_{status}": int(count) for (source, status), count in by_status.items()},
     }
