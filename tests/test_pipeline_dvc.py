@@ -216,6 +216,10 @@ def test_new_photos_are_the_only_features_extracted(pipeline_repo: Path) -> None
     added = cached_digests(pipeline_repo) - before
     assert len(added) == 4
     assert read_metrics(pipeline_repo, "labels")["rows"] == PHOTOS + 7 + 4
+    for path in unused:
+        (pipeline_repo / "data/own/keep" / Path(path).name).unlink()
+    run(pipeline_repo, "git", "checkout", "--", ".")
+    dvc(pipeline_repo, "checkout")
 
 
 def test_ava_images_can_come_from_a_split_7z_archive(pipeline_repo: Path) -> None:
