@@ -156,15 +156,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_photo(path: Path, decode_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """An upright RGB image at least `decode_side` on its short side where possible, and the original upright size.
+def open_photo(path: Path, decode_side: int, long_side: int = 0) -> tuple[Image.Image, tuple[int, int]]:
+    """An upright RGB image at least `decode_side` on its short side and `long_side` on its long side where possible,
+    and the original upright size.
 
-    JPEGs are decoded at the smallest DCT scale that still covers decode_side (Pillow's draft mode),
-    which makes camera-sized photos several times cheaper to open.
+    JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still covers both (Pillow's draft mode),
+    which makes camera-sized photos several times cheaper to open. The orientation comes from the EXIF
+    header of the same open file, so nothing is decoded twice.
     """
     with Image.open(path) as image:
         width, height = image.size
         if image.getexif().get(_ORIENTATION_TAG) in _TRANSPOSING_ORIENTATIONS:
             width, height = height, width
-        image.draft("RGB", (decode_side, decode_side))
+        short, long = decode_side, max(decode_side, long_side)
+        # draft() takes the size in stored orientation; long and short sides are the same either way.
+        image.draft("RGB", (long, short) if image.width >= image.height else (short, long))
         return _to_rgb(ImageOps.exif_transpose(image)), (width, height)

@@ -68,6 +68,8 @@ class FeaturesParams:
     image_size: int
     batch_size: int
     device: str
+    # None: the extraction chooses (keeptrash.features.extract.decoding_workers).
+    workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,15 @@ class _Section:
         except KeeptrashError:
             raise self._fail(key, f"auto or a number from {low} to {high}") from None
 
+    def integer_or_auto(self, key: str, low: int, high: int) -> int | None:
+        """A whole number in [low, high], or the word auto (returned as None) for a value the stage chooses itself."""
+        if self._get(key, f"auto or a whole number from {low} to {high}") == "auto":
+            return None
+        try:
+            return self.integer(key, low, high)
+        except KeeptrashError:
+            raise self._fail(key, f"auto or a whole number from {low} to {high}") from None
+
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
         value = self._get(key, expected)
@@ -221,6 +232,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             image_size=features.integer("image_size", 32, 1024),
             batch_size=features.integer("batch_size", 1, 4096),
             device=features.text("device", ("auto", "cpu", "cuda")),
+            workers=features.integer_or_auto("workers", 0, 64),
         ),
         train=TrainParams(
             iterations=train.integer("iterations", 1),

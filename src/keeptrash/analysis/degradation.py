@@ -77,8 +77,8 @@ class DegradedPhoto:
     kind: str
     level: float
 
-    def __call__(self, decode_side: int) -> tuple[Image.Image, tuple[int, int]]:
-        image, (width, height) = open_photo(Path(self.path), decode_side)
+    def __call__(self, decode_side: int, long_side: int = 0) -> tuple[Image.Image, tuple[int, int]]:
+        image, (width, height) = open_photo(Path(self.path), decode_side, long_side)
         degrade, _ = DEGRADATIONS[self.kind]
         degraded = degrade(image, self.level)
         if self.kind == "downscale":
