@@ -1,0 +1,229 @@
+"""Feature extraction on real photos: worker processes, reduced-scale JPEG decoding, and counting what is extracted."""
+
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image, ImageOps
+from scipy import ndimage
+
+from conftest import LIVEC_IMAGES, PARAMS_YAML
+from keeptrash.errors import KeeptrashError
+from keeptrash.features.extract import PhotoDataset, cache_namespace, feature_table, loaded_features, model_input_transform, photo_file
+from keeptrash.features.image_stats import STAT_NAMES, image_statistics
+from keeptrash.features.store import CACHE_ENV, FeatureStore
+from keeptrash.stages import features as features_stage
+from keeptrash.images import open_photo
+from keeptrash.labelling import select_ava
+from keeptrash.params import FeaturesParams, LabelsParams, parse_params
+
+MAX_PIXELS = 300_000_000
+ORIENTATION = 0x0112
+PARAMS = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=4, device="cpu")
+LIVEC_PHOTOS = sorted(LIVEC_IMAGES.glob("*.jpg"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def extract(paths: list[Path], store: FeatureStore, params: FeaturesParams = PARAMS) -> tuple[pd.DataFrame, dict, int]:
+    return feature_table([str(path) for path in paths], [sha256(path) for path in paths], params, store, MAX_PIXELS)
+
+
+@pytest.fixture(scope="module")
+def camera_photo(tmp_path_factory) -> Path:
+    """A 6 MP JPEG stored sideways with EXIF orientation 6, as phones write it: upright it is 2000 x 3000."""
+    with Image.open(LIVEC_PHOTOS[0]) as photo:
+        upright = photo.convert("RGB").resize((2000, 3000), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6  # "rotate 90 degrees clockwise to view"
+    path = tmp_path_factory.mktemp("camera") / "IMG_0001.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, "JPEG", quality=92, exif=exif)
+    return path
+
+
+def full_decode(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def mean_difference(first, second) -> float:
+    return float(np.abs(np.asarray(first, dtype=np.float32) - np.asarray(second, dtype=np.float32)).mean())
+
+
+# --- worker processes -----------------------------------------------------------------------
+
+
+def test_worker_processes_give_the_features_of_one_process(tmp_path, camera_photo):
+    broken = tmp_path / "truncated.jpg"
+    broken.write_bytes(LIVEC_PHOTOS[1].read_bytes()[:300])
+    loaders = {f"photo-{index}": photo_file(path) for index, path in enumerate([*LIVEC_PHOTOS[:6], camera_photo, broken])}
+    in_workers = loaded_features(loaders, dataclasses.replace(PARAMS, workers=2), FeatureStore(tmp_path, "workers"), MAX_PIXELS)
+    in_process = loaded_features(loaders, dataclasses.replace(PARAMS, workers=0), FeatureStore(tmp_path, "one-process"), MAX_PIXELS)
+    (worker_table, worker_failures, worker_count), (table, failures, count) = in_workers, in_process
+    assert worker_count == count == 7
+    assert list(worker_failures) == list(failures) == ["photo-7"] and "not a decodable image" in failures["photo-7"]
+    assert worker_table["sha256"].tolist() == table["sha256"].tolist() == [f"photo-{index}" for index in range(7)]
+    np.testing.assert_allclose(worker_table.drop(columns="sha256").to_numpy(), table.drop(columns="sha256").to_numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_workers_param_is_auto_or_a_whole_number():
+    raw = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+    assert parse_params(raw).features.workers is None  # the shipped params.yaml says auto
+    assert parse_params({**raw, "features": {**raw["features"], "workers": 0}}).features.workers == 0
+    for bad in (-1, 2.5, "many", True):
+        with pytest.raises(KeeptrashError, match=r"^params.yaml: features.workers must be auto or a whole number from 0 to 64, got"):
+            parse_params({**raw, "features": {**raw["features"], "workers": bad}})
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def test_sharpness_noise_and_saturation_agree_with_direct_definitions():
+    """The fast forms against scipy's 3x3 correlations and Pillow's HSV, on real photos."""
+    for path in LIVEC_PHOTOS[:3]:
+        image = full_decode(path)
+        measured = dict(zip(STAT_NAMES, image_statistics(image, image.size)))
+        luminance = np.asarray(image, dtype=np.float64) / 255 @ [0.299, 0.587, 0.114]
+        laplacian = ndimage.correlate(luminance, [[0, 1, 0], [1, -4, 1], [0, 1, 0]])[1:-1, 1:-1]
+        immerkaer = ndimage.correlate(luminance, [[1, -2, 1], [-2, 4, -2], [1, -2, 1]])[1:-1, 1:-1]
+        assert measured["sharpness"] == pytest.approx(np.log10(laplacian.var()), abs=1e-4)
+        assert measured["noise"] == pytest.approx(np.sqrt(np.pi / 2) * np.abs(immerkaer).mean() / 6, rel=1e-4)
+        # Pillow rounds saturation down to 8 bits: half a step lower on average.
+        assert measured["saturation"] == pytest.approx(np.asarray(image.convert("HSV"))[..., 1].mean() / 255 + 0.5 / 255, abs=1e-3)
+
+
+# --- camera-sized JPEGs: decoded at a reduced DCT scale ---------------------------------------
+
+
+def test_camera_photo_is_decoded_small_and_upright_with_its_original_size(camera_photo):
+    image, original_size = open_photo(camera_photo, decode_side=256, long_side=512)
+    assert original_size == (2000, 3000)
+    # A quarter of the stored 3000 x 2000 is the smallest JPEG scale still 256 on the short side and 512 on the long.
+    assert image.size == (500, 750)
+    full = full_decode(camera_photo)
+    assert full.size == original_size
+    assert mean_difference(image, full.resize(image.size, Image.Resampling.BOX)) < 2.0
+
+
+def test_camera_photo_model_input_and_statistics_match_full_decoding(camera_photo):
+    dataset = PhotoDataset([photo_file(camera_photo)], PARAMS.image_size, MAX_PIXELS)
+    _, pixels, statistics, reason = dataset[0]
+    assert reason == ""
+    full = full_decode(camera_photo)
+    assert mean_difference(pixels, model_input_transform(PARAMS.image_size)(full)) < 2.0
+    _, _, full_statistics, _ = PhotoDataset([lambda *_: (full, full.size)], PARAMS.image_size, MAX_PIXELS)[0]
+    measured = dict(zip(STAT_NAMES, statistics))
+    expected = dict(zip(STAT_NAMES, full_statistics))
+    assert (measured["width"], measured["height"], measured["megapixels"]) == (2000, 3000, pytest.approx(6.0))
+    assert measured["sharpness"] == pytest.approx(expected["sharpness"], abs=0.1)  # log10 scale
+    for name in ("exposure", "contrast", "saturation", "colourfulness"):
+        assert measured[name] == pytest.approx(expected[name], abs=0.01), name
+
+
+# --- extracting only what is not cached -------------------------------------------------------
+
+
+def ava_metadata(photos: list[Path]) -> pd.DataFrame:
+    """AVA-like metadata whose images are real photos, all clearly keep or trash."""
+    return pd.DataFrame(
+        {
+            "image_id": [str(index) for index in range(len(photos))],
+            "mean_score": [7.0 if index % 2 else 4.0 for index in range(len(photos))],
+            "tag_1": 0,
+            "tag_2": 0,
+            "challenge": 0,
+        }
+    )
+
+
+def test_raising_max_ava_from_n_to_2n_extracts_exactly_n(tmp_path):
+    photos = LIVEC_PHOTOS[:8]
+    metadata = ava_metadata(photos)
+    labels = LabelsParams(
+        threshold=6.0, margin=0.0, max_ava=4, ava_pool="all", seed=0, val_fraction=0.2, test_fraction=0.2,
+        own_dir="", rated_own_csv="", rated_own_threshold=50.0,
+    )
+    store = FeatureStore(tmp_path, cache_namespace(PARAMS))
+    counts = []
+    for max_ava in (4, 8):
+        chosen = select_ava(metadata, dataclasses.replace(labels, max_ava=max_ava), pool=None)
+        table, failures, extracted = extract([photos[int(image_id)] for image_id in chosen["image_id"]], store)
+        assert not failures and len(table) == max_ava
+        counts.append(extracted)
+    assert counts == [4, 4]
+
+
+def run_features_stage(repo: Path, capsys, **changes: object) -> str:
+    """The features stage in `repo` (the working directory) with params.yaml changed as `section__key=value`; what it printed."""
+    params = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    features_stage.main()
+    return capsys.readouterr().out
+
+
+def test_features_stage_extracts_none_for_a_train_param_and_all_for_a_new_backbone(tmp_path, monkeypatch, capsys):
+    photos = LIVEC_PHOTOS[:5]
+    (tmp_path / "data").mkdir()
+    pd.DataFrame(
+        {"key": [f"own:{path.name}" for path in photos], "path": [str(path) for path in photos], "sha256": [sha256(path) for path in photos], "status": "ok"}
+    ).to_parquet(tmp_path / "data" / "manifest.parquet")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert "features: 5 photos (5 extracted, 0 from the cache" in run_features_stage(tmp_path, capsys)
+    assert "features: 5 photos (0 extracted, 5 from the cache" in run_features_stage(tmp_path, capsys, train__depth=5, train__learning_rate=0.1)
+    assert "features: 5 photos (5 extracted, 0 from the cache" in run_features_stage(tmp_path, capsys, features__backbone="mobilenet_v2")
+
+
+# --- interrupted extraction -------------------------------------------------------------------
+
+KILLED_RUN = """
+import hashlib, sys
+from pathlib import Path
+from keeptrash.features import extract
+from keeptrash.features.store import FeatureStore
+from keeptrash.params import FeaturesParams
+
+extract.SHARD_SIZE = 8  # a shard every two batches: the kill lands between shards within a second
+params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=4, device="cpu")
+photos = Path(sys.argv[1]).read_text().splitlines()
+digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in photos]
+extract.feature_table(photos, digests, params, FeatureStore(Path(sys.argv[2]), extract.cache_namespace(params)), 300_000_000)
+"""
+
+
+def test_killed_extraction_resumes_with_only_the_remaining_photos(tmp_path):
+    photos = LIVEC_PHOTOS[:96]
+    (tmp_path / "photos.txt").write_text("\n".join(str(path) for path in photos))
+    store = FeatureStore(tmp_path / "cache", cache_namespace(PARAMS))
+    run = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "photos.txt"), str(tmp_path / "cache")],
+        start_new_session=True, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(store.folder.glob("shard-*.npz")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(run.pid, signal.SIGKILL)  # the extraction and its decoding workers, mid-way
+    _, stderr = run.communicate()
+    assert run.returncode == -signal.SIGKILL, stderr
+    done = len(store.load()[0])
+    assert 0 < done < len(photos)
+
+    table, failures, extracted = extract(photos, store)
+    assert not failures
+    assert extracted == len(photos) - done
+    assert sorted(table["sha256"]) == sorted(sha256(path) for path in photos)
+    assert len(store.load()[0]) == len(photos)
