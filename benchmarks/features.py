@@ -39,7 +39,6 @@ from keeptrash.features.extract import (
     PhotoDataset,
     available_cores,
     choose_device,
-    intra_op_threads,
     loaded_features,
     photo_file,
 )
@@ -74,9 +73,8 @@ def model_only(photos: list[Path], params: FeaturesParams) -> Callable[[int], No
     inputs = [dataset[index][1] for index in range(len(dataset))]
 
     def run(count: int) -> None:
-        with intra_op_threads(available_cores()):
-            for start in range(0, count, params.batch_size):
-                embed(torch.stack(inputs[start : min(count, start + params.batch_size)]))
+        for start in range(0, count, params.batch_size):
+            embed(torch.stack(inputs[start : min(count, start + params.batch_size)]))
 
     return run
 
@@ -145,7 +143,7 @@ def where_the_time_goes(photos: list[Path], params: FeaturesParams) -> dict[str,
     batch = torch.stack([dataset.to_model_input(image) for image, _ in opened[: params.batch_size]])
     rows = np.zeros((SHARD_SIZE, BACKBONES[params.backbone].dim), np.float32), np.zeros((SHARD_SIZE, len(STAT_NAMES)), np.float32)
     keys = [hashlib.sha256(str(row).encode()).hexdigest() for row in range(SHARD_SIZE)]
-    with tempfile.TemporaryDirectory(prefix="keeptrash-features-bench-") as cache, intra_op_threads(available_cores()):
+    with tempfile.TemporaryDirectory(prefix="keeptrash-features-bench-") as cache:
         embed(batch)
         return {
             "decode": cpu_milliseconds(photos, decode),

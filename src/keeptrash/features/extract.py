@@ -1,6 +1,5 @@
 """Extract features for every verified photo, computing only those the cache does not have yet."""
 
-import contextlib
 import ctypes
 import functools
 import os
@@ -176,24 +175,13 @@ def _yield_to_the_model(_worker_id: int) -> None:
         os.nice(19)
 
 
-@contextlib.contextmanager
-def intra_op_threads(count: int) -> Iterator[None]:
-    """torch's intra-op thread count for the duration, restored afterwards (the analyze stage and cull share the process)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def extracted_batches(
     loaders: list[PhotoLoader], params: FeaturesParams, max_pixels: int, embed: Embedder
 ) -> Iterator[tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]]:
     """Per batch: the indices of the photos that decoded, their embeddings and statistics, and (index, reason) of those that did not.
 
-    Worker processes decode and measure the next photos while the model runs on the current batch,
-    on every core, with the workers at lower priority.
+    Worker processes decode and measure the next photos while the model runs on the current batch
+    with torch's own thread count (one per physical core), the workers at lower priority.
     """
     workers = min(decoding_workers(params.workers), len(loaders))
     batches = DataLoader(
@@ -205,9 +193,8 @@ def extracted_batches(
         pin_memory=embed.device.type == "cuda",
         worker_init_fn=_yield_to_the_model,
     )
-    with intra_op_threads(available_cores()):
-        for indices, pixels, statistics, failures in batches:
-            yield indices, embed(pixels) if indices else None, statistics, failures
+    for indices, pixels, statistics, failures in batches:
+        yield indices, embed(pixels) if indices else None, statistics, failures
 
 
 def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
