@@ -12,7 +12,9 @@ on the first photos to warm up, then --repeats times over the workload; the fast
   (b) naive      - Pillow decodes each photo in full, torchvision resizes and crops it, batches of 32, one process
   (c) pipeline   - keeptrash's extraction (loaded_features into an empty feature cache): decoding, image
                    statistics and cache writes included
-Then the CPU time per photo of each step of (c), measured one photo at a time, shows where the time goes.
+Each table also times (c) with decoding in the main process, and the CPU time per photo of each step
+of (c), measured one photo at a time, shows where the time goes. Last, the model alone at several
+batch sizes (--batch-sizes), which is how features.batch_size was chosen.
 """
 
 import argparse
@@ -52,6 +54,7 @@ AVA_SIZED = (Path("data/sample/livec/images"), Path("data/sample/ava/images"))
 NAIVE_BATCH = 32
 WARM_UP_PHOTOS = 32
 MODEL_TIMING_PHOTOS = 128
+BATCH_SIZE_PHOTOS = 256
 MAX_PIXELS = 300_000_000
 
 
@@ -172,11 +175,13 @@ def run_in_process(variant: str, photos: list[Path], params: FeaturesParams, rep
 def report(name: str, photos: list[Path], params: FeaturesParams, repeats: int, target: tuple[str, float]) -> None:
     print(f"\n{workload(name, photos)}\n")
     results = {variant: run_in_process(variant, photos, params, repeats) for variant in VARIANTS}
+    rows = [(label, results[variant]) for variant, (label, _) in VARIANTS.items()]
+    if params.workers != 0:
+        rows.append(("(c) pipeline, decoding in the main process (features.workers: 0)", run_in_process("pipeline", photos, dataclasses.replace(params, workers=0), repeats)))
     pipeline_rate = results["pipeline"]["images_per_second"]
     print("| variant | images/s | peak RSS MB | (c) / variant |")
     print("|---|---|---|---|")
-    for variant, (label, _) in VARIANTS.items():
-        result = results[variant]
+    for label, result in rows:
         memory = f"{result['peak_rss_mb']:.0f}"
         if result["worker_peak_rss_mb"]:
             memory += f" + workers of {result['worker_peak_rss_mb']:.0f} each"
@@ -189,6 +194,15 @@ def report(name: str, photos: list[Path], params: FeaturesParams, repeats: int, 
     overlapped = available_cores() * 1000 / sum(steps.values())
     print(f"Every step perfectly overlapped on {available_cores()} cores: {overlapped:.0f} images/s, "
           f"{overlapped / results['model']['images_per_second']:.2f} x (a)")
+
+
+def report_batch_sizes(photos: list[Path], params: FeaturesParams, batch_sizes: list[int], repeats: int) -> None:
+    print(f"\n(a) model only by batch size, {len(photos)} AVA-sized photos\n")
+    print("| batch size | images/s |")
+    print("|---|---|")
+    for batch_size in batch_sizes:
+        result = run_in_process("model", photos, dataclasses.replace(params, batch_size=batch_size), repeats)
+        print(f"| {batch_size} | {result['images_per_second']:.1f} |")
 
 
 def job_main(job_file: Path) -> None:
@@ -204,6 +218,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, help="instead of features.batch_size")
     parser.add_argument("--workers", type=int, help="instead of features.workers")
+    parser.add_argument("--batch-sizes", default="2,4,8,16,32", help="batch sizes to time the model alone at (empty: none)")
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
@@ -222,6 +237,8 @@ def main() -> None:
           f"device {choose_device(params.device)}, {torch.get_num_threads()} torch threads; statistics at {ANALYSIS_SIDE} px")
     report("AVA-sized photos", ava_sized, params, args.repeats, ("model", 0.9))
     report("Camera-sized photos", camera_sized, params, args.repeats, ("naive", 3.0))
+    if args.batch_sizes:
+        report_batch_sizes(ava_sized[:BATCH_SIZE_PHOTOS], params, [int(size) for size in args.batch_sizes.split(",")], args.repeats)
 
 
 if __name__ == "__main__":
