@@ -19,6 +19,7 @@ CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBal
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
+FEATURE_ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class FeaturesParams:
     device: str
     # None: the extraction chooses (keeptrash.features.extract.decoding_workers).
     workers: int | None = None
+    engine: str = "local"
+    ray_address: str = ""
+    ray_actors: int = 1
+    ray_cpus_per_actor: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,10 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             batch_size=features.integer("batch_size", 1, 4096),
             device=features.text("device", ("auto", "cpu", "cuda")),
             workers=features.integer_or_auto("workers", 0, 64),
+            engine=features.text("engine", FEATURE_ENGINES),
+            ray_address=features.text("ray_address"),
+            ray_actors=features.integer("ray_actors", 1, 10_000),
+            ray_cpus_per_actor=features.number("ray_cpus_per_actor", 0.1, 1024.0),
         ),
         train=TrainParams(
             iterations=train.integer("iterations", 1),

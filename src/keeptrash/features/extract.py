@@ -4,6 +4,7 @@ import ctypes
 import functools
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,9 @@ class Embedder:
 
 
 def available_cores() -> int:
+    """The cores this process may use: OMP_NUM_THREADS when set (Ray sets it to an actor's CPUs), else its CPU affinity."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -197,29 +201,61 @@ def extracted_batches(
         yield indices, embed(pixels) if indices else None, statistics, failures
 
 
+@dataclass
+class ExtractedShard:
+    """Photos finished together: keys with their rows of embeddings and statistics, and key -> reason for failures."""
+
+    keys: list[str]
+    embeddings: np.ndarray | None
+    statistics: np.ndarray | None
+    failures: dict[str, str]
+
+
+def extracted_shards(
+    loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, max_pixels: int, embed: Embedder, shard_size: int
+) -> Iterator[ExtractedShard]:
+    """extracted_batches grouped into shards of at least shard_size finished photos (the last may be smaller)."""
+    done, embeddings, statistics, failures = [], [], [], {}
+
+    def shard() -> ExtractedShard:
+        return ExtractedShard(done, np.concatenate(embeddings) if done else None, np.concatenate(statistics) if done else None, failures)
+
+    for indices, embedded, stats, failed in extracted_batches(loaders, params, max_pixels, embed):
+        failures.update((keys[index], reason) for index, reason in failed)
+        if indices:
+            done.extend(keys[index] for index in indices)
+            embeddings.append(embedded)
+            statistics.append(stats)
+        if len(done) >= shard_size:
+            yield shard()
+            done, embeddings, statistics, failures = [], [], [], {}
+    if done or failures:
+        yield shard()
+
+
 def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
     """Run the backbone on these photos, cached under their keys, flushing a shard every SHARD_SIZE images.
 
     Returns key -> reason for the photos that could not be decoded.
     """
+    if params.engine == "ray":
+        from keeptrash.features.ray_engine import compute_missing_on_ray  # Ray is imported only when asked for
+
+        return compute_missing_on_ray(loaders, keys, params, store, max_pixels)
     embed = Embedder(BACKBONES[params.backbone], choose_device(params.device))
     failures = {}
-    done_keys, embeddings, statistics = [], [], []
     progress = tqdm(total=len(loaders), desc=f"extracting {params.backbone} features", unit="img", disable=None)
-    for indices, embedded, stats, failed in extracted_batches(loaders, params, max_pixels, embed):
-        failures.update((keys[index], reason) for index, reason in failed)
-        if indices:
-            embeddings.append(embedded)
-            statistics.append(stats)
-            done_keys.extend(keys[index] for index in indices)
-        if len(done_keys) >= SHARD_SIZE:
-            store.append(done_keys, np.concatenate(embeddings), np.concatenate(statistics))
-            done_keys, embeddings, statistics = [], [], []
-        progress.update(len(indices) + len(failed))
-    if done_keys:
-        store.append(done_keys, np.concatenate(embeddings), np.concatenate(statistics))
+    for shard in extracted_shards(loaders, keys, params, max_pixels, embed, SHARD_SIZE):
+        store_shard(store, shard)
+        failures.update(shard.failures)
+        progress.update(len(shard.keys) + len(shard.failures))
     progress.close()
     return failures
+
+
+def store_shard(store: FeatureStore, shard: ExtractedShard) -> None:
+    if shard.keys:
+        store.append(shard.keys, shard.embeddings, shard.statistics)
 
 
 def loaded_features(
