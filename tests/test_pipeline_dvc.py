@@ -72,6 +72,7 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(repo.parent / "feature-cache")
     run(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")
+    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # the project's cache settings
     # Like a clone, the repo has history before the first run (dvclive 3.49 fails in a repo with no commits).
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
@@ -101,6 +102,13 @@ def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:
     assert analysis["baselines"]["catboost"]["roc_auc"] == benchmark["roc_auc"]
     assert analysis["pairs"]["pairs"] == len(pd.read_csv(pipeline_repo / "data/sample/livec/pairs.csv"))
     assert len(pd.read_csv(pipeline_repo / "metrics/analysis/training.csv")) == train["iterations_trained"]
+
+
+def test_outputs_are_linked_to_the_cache_not_copied(pipeline_repo: Path) -> None:
+    # Queued experiments check outputs out of the cache the same way: links cost no space or time.
+    features = pipeline_repo / "data/features.parquet"
+    assert dvc(pipeline_repo, "config", "cache.type").stdout.strip() == "reflink,hardlink,copy"
+    assert features.stat().st_nlink >= 2  # a hard link (this filesystem has no reflinks)
 
 
 def test_second_repro_does_nothing_and_status_is_clean(pipeline_repo: Path) -> None:
