@@ -172,8 +172,10 @@ def _yield_to_the_model(_worker_id: int) -> None:
     """Run a decoding worker at the lowest priority, on the CPU time the model leaves idle.
 
     The model's threads keep every core busy while a batch runs, and a preempted thread stalls the
-    others at each layer: at equal priority, workers beside a two-thread model cost 10% on AVA-sized
-    photos. At the lowest they still get every core whenever the model waits for photos.
+    others at each layer: at equal priority, workers beside a two-thread model lost 10% against
+    decoding in the main process on AVA-sized photos. At the lowest they still get every core
+    whenever the model waits for photos, and gain 17% on AVA-sized and 45% on camera-sized photos
+    (benchmarks/features.py, 2 cores).
     """
     if hasattr(os, "nice"):
         os.nice(19)
