@@ -130,11 +130,11 @@ def measure_variant(variant: str, photos: list[Path], params: FeaturesParams, re
     }
 
 
-def cpu_milliseconds(items: list, step: Callable[[object], object], clock: Callable[[], float] = time.thread_time) -> float:
-    started = clock()
+def cpu_milliseconds(items: list, step: Callable[[object], object]) -> float:
+    started = time.thread_time()
     for item in items:
         step(item)
-    return (clock() - started) * 1000 / len(items)
+    return (time.thread_time() - started) * 1000 / len(items)
 
 
 def where_the_time_goes(photos: list[Path], params: FeaturesParams) -> dict[str, float]:
@@ -146,16 +146,20 @@ def where_the_time_goes(photos: list[Path], params: FeaturesParams) -> dict[str,
     batch = torch.stack([dataset.to_model_input(image) for image, _ in opened[: params.batch_size]])
     rows = np.zeros((SHARD_SIZE, BACKBONES[params.backbone].dim), np.float32), np.zeros((SHARD_SIZE, len(STAT_NAMES)), np.float32)
     keys = [hashlib.sha256(str(row).encode()).hexdigest() for row in range(SHARD_SIZE)]
+    # One model thread, as each of the pipeline's workers runs it on a CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="keeptrash-features-bench-") as cache:
         embed(batch)
-        return {
+        steps = {
             "decode": cpu_milliseconds(photos, decode),
             "resize and crop": cpu_milliseconds([image for image, _ in opened], dataset.to_model_input),
             "statistics": cpu_milliseconds(opened, lambda item: image_statistics(*item)),
-            # Every thread of the process: the model runs on all cores.
-            "model": cpu_milliseconds([batch] * (MODEL_TIMING_PHOTOS // len(batch)), embed, time.process_time) / len(batch),
+            "model": cpu_milliseconds([batch] * (MODEL_TIMING_PHOTOS // len(batch)), embed) / len(batch),
             "cache write": cpu_milliseconds([FeatureStore(Path(cache), "bench")], lambda store: store.append(keys, *rows)) / SHARD_SIZE,
         }
+        torch.set_num_threads(threads)
+        return steps
 
 
 def workload(name: str, photos: list[Path]) -> str:

@@ -74,7 +74,8 @@ def test_worker_processes_give_the_features_of_one_process(tmp_path, camera_phot
     assert worker_count == count == 7
     assert list(worker_failures) == list(failures) == ["photo-7"] and "not a decodable image" in failures["photo-7"]
     assert worker_table["sha256"].tolist() == table["sha256"].tolist() == [f"photo-{index}" for index in range(7)]
-    np.testing.assert_allclose(worker_table.drop(columns="sha256").to_numpy(), table.drop(columns="sha256").to_numpy(), rtol=1e-3, atol=1e-3)
+    # The workers run the model on one thread each, this process on two: oneDNN may round a value one float16 step apart.
+    np.testing.assert_allclose(worker_table.drop(columns="sha256").to_numpy(), table.drop(columns="sha256").to_numpy(), rtol=1e-3, atol=2e-3)
 
 
 def test_workers_param_is_auto_or_a_whole_number():

@@ -25,7 +25,7 @@ from keeptrash.torchvision_compat import import_torchvision
 
 # Features are flushed to the cache every this many images, which bounds the work an interruption loses.
 SHARD_SIZE = 256
-# Batches each decoding worker keeps ready ahead of the model.
+# Batches each worker keeps ready ahead of the main process.
 PREFETCH_BATCHES = 2
 
 
@@ -164,21 +164,13 @@ def available_cores() -> int:
 
 
 def decoding_workers(requested: int | None) -> int:
-    """Processes that decode and measure photos beside the model; `requested` None means one per core."""
+    """Processes that decode and measure photos (and on a CPU run the model on them); `requested` None means one per core."""
     return available_cores() if requested is None else requested
 
 
-def _yield_to_the_model(_worker_id: int) -> None:
-    """Run a decoding worker at the lowest priority, on the CPU time the model leaves idle.
-
-    The model's threads keep every core busy while a batch runs, and a preempted thread stalls the
-    others at each layer: at equal priority, workers beside a two-thread model lost 10% against
-    decoding in the main process on AVA-sized photos. At the lowest they still get every core
-    whenever the model waits for photos, and gain 17% on AVA-sized and 45% on camera-sized photos
-    (benchmarks/features.py, 2 cores).
-    """
-    if hasattr(os, "nice"):
-        os.nice(19)
+def _embedded_in_worker(embed: Embedder, items: list[tuple]) -> tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]:
+    indices, pixels, statistics, failures = _collate(items)
+    return indices, embed(pixels) if indices else None, statistics, failures
 
 
 def extracted_batches(
@@ -186,21 +178,25 @@ def extracted_batches(
 ) -> Iterator[tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]]:
     """Per batch: the indices of the photos that decoded, their embeddings and statistics, and (index, reason) of those that did not.
 
-    Worker processes decode and measure the next photos while the model runs on the current batch
-    with torch's own thread count (one per physical core), the workers at lower priority.
+    Worker processes decode and measure photos in parallel. On a CPU each worker also runs the model
+    on its own batches with one thread, so the cores are shared by processes rather than by the
+    threads of one model, which wait for each other at every layer whenever a core is taken away,
+    by a decoding worker or by another program (measured in README, "Feature extraction speed").
+    A GPU is fed from this process while the workers decode.
     """
     workers = min(decoding_workers(params.workers), len(loaders))
+    model_in_workers = workers > 0 and embed.device.type == "cpu"
     batches = DataLoader(
         PhotoDataset(loaders, params.image_size, max_pixels),
         batch_size=params.batch_size,
-        collate_fn=_collate,
+        collate_fn=functools.partial(_embedded_in_worker, embed) if model_in_workers else _collate,
         num_workers=workers,
         prefetch_factor=PREFETCH_BATCHES if workers else None,
         pin_memory=embed.device.type == "cuda",
-        worker_init_fn=_yield_to_the_model,
     )
-    for indices, pixels, statistics, failures in batches:
-        yield indices, embed(pixels) if indices else None, statistics, failures
+    for indices, inputs, statistics, failures in batches:
+        embeddings = inputs if model_in_workers or not indices else embed(inputs)
+        yield indices, embeddings, statistics, failures
 
 
 @dataclass
