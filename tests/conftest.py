@@ -1,7 +1,9 @@
 """Shared paths and small fixtures: real files from the repo's data folder, copied into tmp_path."""
 
+import contextlib
 import dataclasses
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,18 @@ AVA_TXT = REPO / "data" / "ava" / "AVA_partial.txt"
 LIVEC_IMAGES = REPO / "data" / "sample" / "livec" / "images"
 # A handful of real LIVE-C photos (all 500x500 RGB JPEGs).
 PHOTO_NAMES = ("100.jpg", "1002.jpg", "1003.jpg", "1004.jpg", "1007.jpg")
+
+
+@contextlib.contextmanager
+def tiny_filesystem(folder: Path, size: str):
+    """A tmpfs of `size` (e.g. "64k") mounted at folder for the duration; skips the test where mounting needs root."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tiny tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 def download_params(**changes):

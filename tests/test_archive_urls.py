@@ -11,7 +11,7 @@ import multivolumefile
 import py7zr
 import pytest
 
-from conftest import LIVEC_IMAGES, REPO, download_params
+from conftest import LIVEC_IMAGES, REPO, download_params, tiny_filesystem
 from keeptrash.errors import KeeptrashError
 from keeptrash.http_download import download_volumes
 from keeptrash.sources import open_source
@@ -95,16 +95,10 @@ def test_urls_that_do_not_name_a_volume_are_refused_before_any_download(url, tmp
 
 
 def test_too_little_disk_space_is_said_before_downloading(mirror, tmp_path):
-    target = tmp_path / "tiny"
-    target.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(target)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tiny tmpfs here (needs root)")
-    try:
+    with tiny_filesystem(tmp_path / "tiny", "128k") as target:
         with pytest.raises(KeeptrashError, match=r"the archive volumes need 0\.\d+ GB more, only 0\.\d+ GB free"):
             download_volumes([mirror.url(name) for name in mirror.files], target, retries=0, per_second=100.0)
         assert mirror.requests == [] and os.listdir(target) == []
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
 
 
 def test_a_download_killed_with_sigkill_resumes_from_its_partial_volume(volumes, tmp_path):

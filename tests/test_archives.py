@@ -3,13 +3,12 @@
 import hashlib
 import os
 import shutil
-import subprocess
 
 import multivolumefile
 import py7zr
 import pytest
 
-from conftest import REPO, download_params
+from conftest import REPO, download_params, tiny_filesystem
 from keeptrash.archives import archive_path, extract_images
 from keeptrash.errors import KeeptrashError
 from keeptrash.sources import open_source
@@ -104,17 +103,10 @@ def test_a_folder_without_one_archive_is_a_clear_error(tmp_path):
 
 
 def test_too_little_disk_space_says_how_much_is_needed(volumes, tmp_path):
-    target = tmp_path / "tiny"
-    target.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True).returncode == 0
-    if not mounted:
-        pytest.skip("cannot mount a tiny tmpfs here (needs root)")
-    try:
+    with tiny_filesystem(tmp_path / "tiny", "64k") as target:
         with pytest.raises(KeeptrashError, match=r"needs 0\.\d+ GB, only 0\.\d+ GB free"):
             extract_images(volumes, target, [photo.stem for photo in PHOTOS])
         assert os.listdir(target) == []
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
 
 
 def test_the_download_stage_source_extracts_what_it_is_asked_for(volumes, tmp_path):

@@ -13,7 +13,7 @@ import multivolumefile
 import py7zr
 import pytest
 
-from conftest import LIVEC_IMAGES, REPO, download_params
+from conftest import LIVEC_IMAGES, REPO, download_params, tiny_filesystem
 from keeptrash.errors import KeeptrashError
 from keeptrash.sources import open_source
 from keeptrash.torrent import RESUME_EVERY_SECONDS, download_torrent
@@ -174,13 +174,7 @@ def test_bad_torrent_settings_are_one_line_errors(volumes_torrent, tmp_path, tor
 
 def test_too_little_disk_space_is_said_before_downloading(volumes_torrent, seeder, tmp_path):
     torrent, _, _ = volumes_torrent
-    target = tmp_path / "tiny"
-    target.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tiny tmpfs here (needs root)")
-    try:
+    with tiny_filesystem(tmp_path / "tiny", "256k") as target:
         with pytest.raises(KeeptrashError, match=r"the torrent needs 0\.\d+ GB more, only 0\.\d+ GB free"):
             download_torrent(str(torrent), target, set(), (seeder.peer,), 60.0)
         assert os.listdir(target) == []
-    finally:
-        subprocess.run(["umount", str(target)], check=True)

@@ -4,6 +4,7 @@ Every stage loads and checks the whole file before it does any work, so a bad va
 first stage that runs, with one line naming the param, instead of part-way through a pipeline.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,22 +146,20 @@ class _Section:
         return value
 
     def number_or_auto(self, key: str, low: float, high: float) -> float | None:
-        """A number in [low, high], or the word auto (returned as None) for a value the stage chooses itself."""
-        if self._get(key, f"auto or a number from {low} to {high}") == "auto":
-            return None
-        try:
-            return self.number(key, low, high)
-        except KeeptrashError:
-            raise self._fail(key, f"auto or a number from {low} to {high}") from None
+        return self._or_auto(key, self.number, low, high, "a number")
 
     def integer_or_auto(self, key: str, low: int, high: int) -> int | None:
-        """A whole number in [low, high], or the word auto (returned as None) for a value the stage chooses itself."""
-        if self._get(key, f"auto or a whole number from {low} to {high}") == "auto":
+        return self._or_auto(key, self.integer, low, high, "a whole number")
+
+    def _or_auto(self, key: str, parse: Callable[[str, Any, Any], Any], low: Any, high: Any, kind: str) -> Any:
+        """parse(key, low, high), or the word auto (returned as None) for a value the stage chooses itself."""
+        expected = f"auto or {kind} from {low} to {high}"
+        if self._get(key, expected) == "auto":
             return None
         try:
-            return self.integer(key, low, high)
+            return parse(key, low, high)
         except KeeptrashError:
-            raise self._fail(key, f"auto or a whole number from {low} to {high}") from None
+            raise self._fail(key, expected) from None
 
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"

@@ -84,17 +84,24 @@ def _parse_peer(peer: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _image_id(name: str) -> str | None:
+    """The AVA id of a file named `<digits>.jpg`, else None."""
+    image = _AVA_IMAGE.fullmatch(name)
+    return str(int(image.group(1))) if image else None
+
+
+def _is_content(files: lt.file_storage, index: int) -> bool:
+    """Not alignment padding and not a symlink (which could point anywhere)."""
+    return not files.file_flags(index) & (lt.file_storage.flag_pad_file | lt.file_storage.flag_symlink)
+
+
 def _file_priorities(files: lt.file_storage, wanted_ids: set[str]) -> list[int]:
     """Fetch every archive volume and other file whole; loose images only when wanted; never symlinks or padding."""
     priorities = []
     for index in range(files.num_files()):
-        flags = files.file_flags(index)
-        name = PurePosixPath(files.file_path(index).replace("\\", "/")).name
-        image = _AVA_IMAGE.fullmatch(name)
-        if flags & (lt.file_storage.flag_pad_file | lt.file_storage.flag_symlink):
+        image_id = _image_id(PurePosixPath(files.file_path(index).replace("\\", "/")).name)
+        if not _is_content(files, index) or (image_id is not None and image_id not in wanted_ids):
             priorities.append(_SKIP)
-        elif image:
-            priorities.append(_FETCH if str(int(image.group(1))) in wanted_ids else _SKIP)
         else:
             priorities.append(_FETCH)
     return priorities
@@ -111,28 +118,31 @@ class _ResumeSaver:
     def __init__(self, session: lt.session, handle: lt.torrent_handle, resume_file: Path):
         self.session, self.handle, self.resume_file, self.last = session, handle, resume_file, 0.0
 
-    def poll(self, force: bool = False) -> None:
-        if force or time.monotonic() - self.last >= RESUME_EVERY_SECONDS:
+    def poll(self) -> None:
+        if time.monotonic() - self.last >= RESUME_EVERY_SECONDS:
             self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
             self.last = time.monotonic()
+        self._handle_alerts()
+
+    def flush(self) -> None:
+        """Save resume data now and wait (up to 10 s) until it is on disk."""
+        self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.session.wait_for_alert(100) is not None and self._handle_alerts():
+                return
+
+    def _handle_alerts(self) -> bool:
+        """Write any resume data libtorrent has ready (True if some was), and fail on a disk error."""
+        saved = False
         for alert in self.session.pop_alerts():
             if isinstance(alert, lt.save_resume_data_alert):
                 data = lt.write_resume_data_buf(alert.params)
                 atomic_write(self.resume_file, lambda temp, data=data: temp.write_bytes(data))
+                saved = True
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
                 raise KeeptrashError(f"torrent: {alert.message()}; fix the cause (disk full? permissions of download.archives_dir?) and rerun dvc repro to resume")
-
-    def flush(self) -> None:
-        self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.session.wait_for_alert(100) is None:
-                continue
-            for alert in self.session.pop_alerts():
-                if isinstance(alert, lt.save_resume_data_alert):
-                    data = lt.write_resume_data_buf(alert.params)
-                    atomic_write(self.resume_file, lambda temp, data=data: temp.write_bytes(data))
-                    return
+        return saved
 
 
 def _stalled(what: str, seconds: float, status: lt.torrent_status) -> KeeptrashError:
@@ -195,14 +205,13 @@ def _complete_files(handle: lt.torrent_handle, files: lt.file_storage, archives_
     sizes = handle.file_progress()
     folders = set()
     for index in range(files.num_files()):
-        if files.file_flags(index) & (lt.file_storage.flag_pad_file | lt.file_storage.flag_symlink):
+        if not _is_content(files, index) or sizes[index] != files.file_size(index):
             continue
         path = archives_dir / files.file_path(index)
-        image = _AVA_IMAGE.fullmatch(path.name)
-        complete = sizes[index] == files.file_size(index)
-        if image and complete and str(int(image.group(1))) in wanted_ids:
-            result.images[str(int(image.group(1)))] = path
-        elif _VOLUME.fullmatch(path.name) and complete:
+        image_id = _image_id(path.name)
+        if image_id in wanted_ids:
+            result.images[image_id] = path
+        elif image_id is None and _VOLUME.fullmatch(path.name):
             folders.add(path.parent)
     result.archive_folders = sorted(folders)
     return result
