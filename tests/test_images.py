@@ -4,13 +4,14 @@ import hashlib
 import os
 import shutil
 import struct
+import subprocess
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
-from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image, list_images, open_photo
+from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image, list_images, max_file_bytes, open_photo
 from keeptrash.manifest import manifest_summary
 
 MAX_PIXELS = 100_000_000
@@ -192,3 +193,57 @@ def test_the_manifest_summary_counts_photos_with_corrupt_exif(tmp_path, photo):
         rows.append({"key": path.name, "source": "ava", "status": check.status, "reason": check.reason, "bytes": check.bytes})
     summary = manifest_summary(pd.DataFrame(rows))
     assert summary["ok"] == 2 and summary["ok_with_corrupt_exif"] == 1
+
+
+# --- issue 12: reasons that repeat, files refused before reading, the user's pixel limit, linked folders ---------
+
+
+def test_a_non_image_reason_is_the_same_every_run_and_names_no_object(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("these are not pixels\n", encoding="utf-8")
+    reasons = {check_image(text, MAX_PIXELS).reason for _ in range(3)}
+    (reason,) = reasons
+    assert reason.startswith("not a decodable image")
+    assert " at 0x" not in reason and "<" not in reason, reason  # e.g. <_io.BytesIO object at 0x7f...>
+
+
+def test_a_huge_sparse_file_is_refused_by_size_before_it_is_read(tmp_path):
+    sparse = tmp_path / "953417.jpg"
+    subprocess.run(["truncate", "-s", "30G", str(sparse)], check=True)
+    assert sparse.stat().st_blocks == 0, "the file system cannot hold a sparse file"
+    check = check_image(sparse, MAX_PIXELS)
+    assert (check.status, check.bytes, check.sha256) == (CORRUPT, 30 * 1024**3, "")
+    assert check.reason.startswith("too large") and str(MAX_PIXELS) in check.reason, check.reason
+
+
+def test_a_file_at_the_size_limit_is_hashed_by_streaming_and_decoded(tmp_path, photo):
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(photo.read_bytes())
+    with padded.open("ab") as handle:  # JPEG decoders ignore bytes after the end-of-image marker
+        handle.truncate(max_file_bytes(500 * 500))
+    check = check_image(padded, 500 * 500)
+    assert (check.status, check.bytes) == (OK, max_file_bytes(500 * 500))
+    assert check.sha256 == hashlib.sha256(padded.read_bytes()).hexdigest()
+    with padded.open("ab") as handle:
+        handle.write(b"\0")
+    assert check_image(padded, 500 * 500).reason.startswith("too large")
+
+
+def test_the_too_large_reason_quotes_the_limit_that_was_set_not_pillows(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb, optimize=True)  # 400 MP in ~50 kB
+    check = check_image(bomb, 300_000_000)
+    assert check.status == CORRUPT
+    assert "300000000" in check.reason and "600000000" not in check.reason, check.reason
+    assert "400000000" in check.reason, check.reason
+
+
+def test_a_symlink_named_like_a_photo_to_a_folder_is_listed_and_recorded(tmp_path, photo):
+    root, elsewhere = tmp_path / "own", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    shutil.copyfile(photo, elsewhere / "inside.jpg")
+    (root / "holiday.jpg").symlink_to(elsewhere, target_is_directory=True)
+    assert list_images(root) == [root / "holiday.jpg"]
+    check = check_image(root / "holiday.jpg", MAX_PIXELS)
+    assert check.status == CORRUPT and "symlink to a folder" in check.reason, check.reason

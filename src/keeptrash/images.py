@@ -2,8 +2,8 @@
 
 import contextlib
 import hashlib
-import io
 import os
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -25,24 +25,38 @@ _EXIF_IFD = 0x8769
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
-_HASH_CHUNK = 1 << 20
 _SIXTEEN_BIT_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+# No image format stores more than 16 bytes a pixel (32-bit float RGBA, uncompressed), plus metadata (EXIF
+# thumbnails, ICC profiles, XMP): a file larger than that for the pixel limit is refused before it is read.
+MAX_BYTES_PER_PIXEL = 16
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+# Object reprs such as <_io.BytesIO object at 0x7f...> in library messages: a new address every run.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*(?: at 0x[0-9a-fA-F]+| name=[^<>]*)>")
+_PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in chunks so a large one never sits in memory whole."""
-    digest = hashlib.sha256()
+    """sha256 of a file, streamed so a large one never sits in memory whole."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file an image of at most max_pixels pixels can be."""
+    return max_pixels * MAX_BYTES_PER_PIXEL + MAX_METADATA_BYTES
+
+
+def error_text(error: BaseException) -> str:
+    """A library's message without object reprs, so that the same failure gives the same reason every run."""
+    return _OBJECT_REPR.sub("", str(error))
 
 
 def list_images(folder: Path) -> list[Path]:
     """Entries named like images directly or anywhere below `folder`, in a stable order; hidden ones are skipped.
 
-    Broken symlinks, pipes and other non-files are listed too, so that the download stage records
-    each with its reason instead of it silently disappearing.
+    Broken symlinks, pipes, symlinks to folders and other non-files are listed too, so that the download
+    stage records each with its reason instead of it silently disappearing. Real folders named like
+    images are not entries but folders: the photos in them are listed.
     """
     if not folder.is_dir():
         return []
@@ -57,7 +71,7 @@ def list_images(folder: Path) -> list[Path]:
 
 def _is_folder(path: Path) -> bool:
     try:
-        return path.is_dir()
+        return path.is_dir() and not path.is_symlink()
     except OSError:
         return False
 
@@ -77,7 +91,10 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(str(error)) from None
+        # Pillow's message quotes its error threshold (twice the limit set), not the limit the user chose.
+        pixels = _PILLOW_PIXELS.search(str(error))
+        size = f"{pixels.group(1)} pixels" if pixels else "more pixels"
+        raise ImageTooLarge(f"{size}, over the limit of {max_pixels} pixels") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
@@ -93,30 +110,45 @@ class ImageCheck:
 
 
 def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
-    """Read the file once, hash it, and decode it fully with Pillow under a decompression-bomb limit."""
+    """Hash the file by streaming it, and decode it fully with Pillow under a decompression-bomb limit.
+
+    A file larger than any image within the pixel limit could be is refused unread (a 30 GB sparse file
+    named like a photo would otherwise be hashed for minutes).
+    """
     if path is None or not os.path.lexists(path):
         return ImageCheck(MISSING, "file not found", 0, "", 0, 0)
     if not os.path.exists(path):
         return ImageCheck(MISSING, "broken symlink or symlink loop", 0, "", 0, 0)
+    if path.is_symlink() and path.is_dir():
+        return ImageCheck(CORRUPT, "a symlink to a folder, which is not followed; link the photos themselves", 0, "", 0, 0)
     if not path.is_file():
         return ImageCheck(CORRUPT, "not a regular file", 0, "", 0, 0)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_file_bytes(max_pixels):
+                reason = f"too large: {size} bytes, more than an image of at most {max_pixels} pixels can be"
+                return ImageCheck(CORRUPT, reason, size, "", 0, 0)
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if not size:
+                return ImageCheck(CORRUPT, "empty file", 0, digest, 0, 0)
+            handle.seek(0)
+            try:
+                with pixel_limit(max_pixels), Image.open(handle) as image:
+                    width, height = image.size
+                    image.load()
+                    exif_problem = _exif_problem(image)
+            except ImageTooLarge as error:
+                return ImageCheck(CORRUPT, f"too large: {error}", size, digest, 0, 0)
+            except DECODE_ERRORS as error:
+                return ImageCheck(CORRUPT, decode_failure(error), size, digest, 0, 0)
     except OSError as error:
         return ImageCheck(CORRUPT, f"unreadable: {error.strerror}", 0, "", 0, 0)
-    digest = hashlib.sha256(data).hexdigest()
-    if not data:
-        return ImageCheck(CORRUPT, "empty file", 0, digest, 0, 0)
-    try:
-        with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            image.load()
-            exif_problem = _exif_problem(image)
-    except ImageTooLarge as error:
-        return ImageCheck(CORRUPT, f"too large: {error}", len(data), digest, 0, 0)
-    except DECODE_ERRORS as error:
-        return ImageCheck(CORRUPT, f"not a decodable image: {error}", len(data), digest, 0, 0)
-    return ImageCheck(OK, f"{CORRUPT_EXIF}: {exif_problem}" if exif_problem else "", len(data), digest, width, height)
+    return ImageCheck(OK, f"{CORRUPT_EXIF}: {exif_problem}" if exif_problem else "", size, digest, width, height)
+
+
+def decode_failure(error: BaseException) -> str:
+    return f"not a decodable image: {error_text(error)}"
 
 
 def _exif_problem(image: Image.Image) -> str:
@@ -130,7 +162,7 @@ def _exif_problem(image: Image.Image) -> str:
         try:
             image.getexif().get_ifd(_EXIF_IFD)
         except Exception as error:  # noqa: BLE001 - Pillow's EXIF parser raises many kinds on hostile bytes
-            return f"{type(error).__name__}: {error}"
+            return f"{type(error).__name__}: {error_text(error)}"
     messages = [str(warning.message) for warning in caught if "EXIF" in str(warning.message)]
     return messages[0] if messages else ""
 

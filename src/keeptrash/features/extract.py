@@ -19,7 +19,7 @@ from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES, Backbone
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 from keeptrash.features.store import FeatureStore
-from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
+from keeptrash.images import DECODE_ERRORS, ImageTooLarge, decode_failure, open_photo, pixel_limit
 from keeptrash.params import FeaturesParams
 from keeptrash.torchvision_compat import import_torchvision
 
@@ -91,7 +91,7 @@ class PhotoDataset(Dataset):
         except ImageTooLarge as error:
             return index, None, None, f"too large: {error}"
         except DECODE_ERRORS as error:
-            return index, None, None, f"not a decodable image: {error}"
+            return index, None, None, decode_failure(error)
         return index, self.to_model_input(central_band(image)), image_statistics(image, original_size), ""
 
 
