@@ -139,6 +139,7 @@ def test_blank_lines_are_skipped_but_counted_in_line_numbers(tmp_path, ava_lines
         pytest.param(lambda line: " ".join(line.split()[:2] + ["0"] * 10 + line.split()[12:]), "all ten vote counts are zero", id="all-zero votes"),
         pytest.param(lambda line: replace_field(line, 1, "95a417"), "image id must be digits", id="non-digit id"),
         pytest.param(lambda line: replace_field(line, 1, "-953417"), "image id must be digits", id="negative id"),
+        pytest.param(lambda line: replace_field(line, 1, str(2**70)), f"image id {2**70} is larger", id="id of 2**70"),
         pytest.param(lambda line: replace_field(line, 13, "x"), "tag and challenge ids", id="non-numeric tag"),
     ],
 )

@@ -17,6 +17,8 @@ SCORES = np.arange(1, 11)
 VOTE_COLUMNS = [f"votes_{score}" for score in SCORES]
 # Vote counts are stored as int32; real AVA images have at most a few hundred votes.
 MAX_VOTES = np.iinfo(np.int32).max
+# Ids are sorted as int64; real AVA ids have at most 6 digits.
+MAX_IMAGE_ID = np.iinfo(np.int64).max
 AVA_TXT_COLUMNS = 15
 
 
@@ -47,6 +49,8 @@ def _is_ascii_digits(text: str) -> bool:
 def _parse_image_id(text: str, where: str) -> str:
     if not _is_ascii_digits(text):
         raise KeeptrashError(f"{where}: image id must be digits, got {text!r}")
+    if int(text) > MAX_IMAGE_ID:
+        raise KeeptrashError(f"{where}: image id {text} is larger than any image id can be (at most {MAX_IMAGE_ID}); the line is corrupt")
     return str(int(text))
 
 
