@@ -156,3 +156,57 @@ def test_stage_without_params_file_exits_2_with_one_line(tmp_path):
     result = run_metadata_stage(tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["keeptrash: error: params.yaml: not found; run the stage from the repository root"]
+
+
+# --- issue 12: values too big to show, and YAML alias bombs ---------------------------------------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """Each level lists the previous one nine times: 9**levels values once the aliases are expanded."""
+    lines = ['a0: &a0 "lol"']
+    lines += [f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]" for level in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    text = PARAMS_YAML.read_text(encoding="utf-8")
+    bombed = alias_bomb(9) + text.replace("\n  depth: 2\n", "\n  depth: *a9\n", 1)
+    assert "*a9" in bombed
+    path = tmp_path / "params.yaml"
+    path.write_text(bombed, encoding="utf-8")
+    with pytest.raises(KeeptrashError) as error:
+        load_params(path)
+    message = str(error.value)
+    assert str(path) in message and "aliases" in message and len(message) < 300, message
+
+
+def test_a_self_referencing_alias_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: &loop\n  depth: *loop\n", encoding="utf-8")
+    with pytest.raises(KeeptrashError, match="alias refers to the block that contains it"):
+        load_params(path)
+
+
+def test_a_huge_bad_value_is_shown_cut_short(tmp_path, raw_params):
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS_YAML.read_text(encoding="utf-8").replace("\n  depth: 2\n", f"\n  depth: {list(range(50_000))}\n", 1), encoding="utf-8")
+    with pytest.raises(KeeptrashError) as error:
+        load_params(path)
+    message = str(error.value)
+    assert "train.depth" in message and "[0, 1, 2, 3, ...]" in message and len(message) < 300, message
+    with pytest.raises(KeeptrashError, match=r"got 'xxxxxxxx.*\.\.\..*'$"):
+        parse_params(changed(raw_params, train__bootstrap_type="x" * 10_000))
+
+
+def test_yaml_aliases_within_the_limit_still_work(tmp_path):
+    path = tmp_path / "params.yaml"
+    text = PARAMS_YAML.read_text(encoding="utf-8").replace("  seed: 42\n", "  seed: &seed 42\n", 1)
+    path.write_text(text.replace("\n  seed: 42\n", "\n  seed: *seed\n", 1), encoding="utf-8")
+    params = load_params(path)
+    assert params.labels.seed == params.train.seed == 42
+
+
+@pytest.mark.parametrize("value", ["yes please", 1, None])
+def test_allow_paths_outside_csv_must_be_true_or_false(raw_params, value):
+    with pytest.raises(KeeptrashError, match="labels.allow_paths_outside_csv must be true or false"):
+        parse_params(changed(raw_params, labels__allow_paths_outside_csv=value))

@@ -4,6 +4,7 @@ Every stage loads and checks the whole file before it does any work, so a bad va
 first stage that runs, with one line naming the param, instead of part-way through a pipeline.
 """
 
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
+# params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
+# to more than this (an alias bomb: aliases of aliases, doubling at each level) is refused before it is built.
+MAX_PARAMS_VALUES = 100_000
+# A bad value is quoted in the error this short: enough to recognise it, never the whole of a huge one.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 4, 4, 60, 60, 40
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class LabelsParams:
     own_dir: str
     rated_own_csv: str
     rated_own_threshold: float
+    # Ratings-CSV paths that leave the CSV's folder (.., absolute) are refused unless this is set.
+    allow_paths_outside_csv: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +133,8 @@ class _Section:
         self.values, self.section, self.source = value, section, source
 
     def _fail(self, key: str, expected: str) -> KeeptrashError:
-        got = self.values.get(key, "<missing>")
-        return KeeptrashError(f"{self.source}: {self.section}.{key} must be {expected}, got {got!r}")
+        got = _SHOWN.repr(self.values.get(key, "<missing>"))
+        return KeeptrashError(f"{self.source}: {self.section}.{key} must be {expected}, got {got}")
 
     def _get(self, key: str, expected: str) -> Any:
         if key not in self.values:
@@ -143,6 +152,12 @@ class _Section:
         value = self._get(key, expected)
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             raise self._fail(key, expected)
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self._get(key, "true or false")
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
         return value
 
     def number_or_auto(self, key: str, low: float, high: float) -> float | None:
@@ -214,6 +229,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             own_dir=labels.text("own_dir"),
             rated_own_csv=labels.text("rated_own_csv"),
             rated_own_threshold=labels.number("rated_own_threshold", 0.0, 100.0),
+            allow_paths_outside_csv=labels.flag("allow_paths_outside_csv"),
         ),
         download=DownloadParams(
             source=download.text("source", SOURCE_NAMES),
@@ -266,9 +282,49 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     )
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values the node becomes once every alias is expanded; each shared node is counted once per use."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise ValueError("an alias refers to the block that contains it")
+    open_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    else:
+        children = []
+    size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def _safe_yaml(text: str, path: Path) -> Any:
+    """yaml.safe_load, but a document whose aliases expand beyond MAX_PARAMS_VALUES is refused before it is built."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            size = _expanded_size(node, {}, set())
+        except ValueError as error:
+            raise KeeptrashError(f"{path}: {error}; write the values out") from None
+        if size > MAX_PARAMS_VALUES:
+            raise KeeptrashError(
+                f"{path}: its aliases expand to {size} values, more than a params file needs ({MAX_PARAMS_VALUES}); "
+                "remove the aliases (&name / *name) and write the values out"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _safe_yaml(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
         raise KeeptrashError(f"{path}: not found; run the stage from the repository root") from None
     except UnicodeDecodeError as error:
@@ -279,4 +335,6 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise KeeptrashError(f"{path}:{where} is not valid YAML; fix the syntax") from None
+    except RecursionError:
+        raise KeeptrashError(f"{path}: nested too deeply to be a params file; fix its structure") from None
     return parse_params(raw, path)
