@@ -1,13 +1,14 @@
 """Labelling AVA photos by mean score, adding own photos, sampling and splitting deterministically."""
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PHOTO_NAMES, copy_photos
+from conftest import LIVEC_IMAGES, PHOTO_NAMES, copy_photos
 from keeptrash.errors import KeeptrashError
 from keeptrash.labelling import (
     KEEP,
@@ -20,6 +21,11 @@ from keeptrash.labelling import (
 )
 from keeptrash.params import LabelsParams
 
+
+
+
+def labels_table(metadata: pd.DataFrame, params: LabelsParams) -> pd.DataFrame:
+    return build_labels(metadata, params).table
 
 
 def metadata_frame(scores, first_id: int = 100000) -> pd.DataFrame:
@@ -76,7 +82,7 @@ def ava_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def test_threshold_splits_keep_and_trash(own_dir):
     scores = [5.99, 6.0, 6.01, 3.0, 9.5, 1.0]
-    table = build_labels(metadata_frame(scores), make_params(own_dir))
+    table = labels_table(metadata_frame(scores), make_params(own_dir))
     by_id = table.set_index("image_id")
     assert by_id.loc[[str(100000 + i) for i in range(6)], "label"].tolist() == [0, 1, 1, 0, 1, 0]
     assert (table["source"] == "ava").all()
@@ -87,20 +93,20 @@ def test_threshold_splits_keep_and_trash(own_dir):
 
 
 def test_threshold_is_a_parameter(own_dir):
-    table = build_labels(metadata_frame([4.9, 5.0, 5.5, 6.5]), make_params(own_dir, threshold=5.0))
+    table = labels_table(metadata_frame([4.9, 5.0, 5.5, 6.5]), make_params(own_dir, threshold=5.0))
     assert table.sort_values("image_id")["label"].tolist() == [0, 1, 1, 1]
 
 
 def test_margin_drops_the_ambiguous_band(own_dir):
     scores = [5.4, 5.5, 5.7, 6.0, 6.3, 6.5, 6.6]
-    table = build_labels(metadata_frame(scores), make_params(own_dir, margin=0.5))
+    table = labels_table(metadata_frame(scores), make_params(own_dir, margin=0.5))
     kept = table.set_index("image_id")["label"].sort_index()
     # |score - 6| < 0.5 is dropped; exactly 0.5 away is clear enough to keep.
     assert kept.to_dict() == {"100000": 0, "100001": 0, "100005": 1, "100006": 1}
 
 
 def test_tags_and_challenge_are_carried_over(own_dir):
-    table = build_labels(metadata_frame([7.0]), make_params(own_dir))
+    table = labels_table(metadata_frame([7.0]), make_params(own_dir))
     row = table.iloc[0]
     assert row["tag_1"] == "Macro" and pd.isna(row["tag_2"]) and row["challenge"] == "100_Meters"
 
@@ -108,7 +114,7 @@ def test_tags_and_challenge_are_carried_over(own_dir):
 def test_ava_pool_restricts_candidates(own_dir, tmp_path):
     pool = tmp_path / "pool.jpgl"
     pool.write_text("100001\n100003\n\n100009\n", encoding="utf-8")
-    table = build_labels(metadata_frame([7.0, 4.0, 7.5, 3.0, 8.0]), make_params(own_dir, ava_pool=str(pool)))
+    table = labels_table(metadata_frame([7.0, 4.0, 7.5, 3.0, 8.0]), make_params(own_dir, ava_pool=str(pool)))
     # 100009 is in the pool but not in the metadata: it is simply absent.
     assert sorted(table["image_id"]) == ["100001", "100003"]
 
@@ -116,11 +122,11 @@ def test_ava_pool_restricts_candidates(own_dir, tmp_path):
 def test_missing_ava_pool_file_is_named(own_dir, tmp_path):
     pool = tmp_path / "nowhere.jpgl"
     with pytest.raises(KeeptrashError, match="nowhere.jpgl"):
-        build_labels(metadata_frame([7.0]), make_params(own_dir, ava_pool=str(pool)))
+        labels_table(metadata_frame([7.0]), make_params(own_dir, ava_pool=str(pool)))
 
 
 def test_max_ava_at_or_above_candidates_takes_all(own_dir):
-    table = build_labels(mixed_metadata(30, 70), make_params(own_dir, max_ava=100))
+    table = labels_table(mixed_metadata(30, 70), make_params(own_dir, max_ava=100))
     assert len(table) == 100
     assert int(table["label"].sum()) == 30
 
@@ -139,27 +145,27 @@ def test_max_ava_at_or_above_candidates_takes_all(own_dir):
     ],
 )
 def test_max_ava_is_exact_and_keeps_class_proportions(own_dir, n_keep, n_trash, max_ava, want_keep, want_trash):
-    table = build_labels(mixed_metadata(n_keep, n_trash), make_params(own_dir, max_ava=max_ava))
+    table = labels_table(mixed_metadata(n_keep, n_trash), make_params(own_dir, max_ava=max_ava))
     assert len(table) == max_ava
     assert (int((table["label"] == KEEP).sum()), int((table["label"] == TRASH).sum())) == (want_keep, want_trash)
 
 
 def test_max_ava_zero_with_own_photos_uses_only_own(own_dir):
     copy_photos(PHOTO_NAMES[:2], own_dir / "keep")
-    table = build_labels(mixed_metadata(10, 10), make_params(own_dir, max_ava=0))
+    table = labels_table(mixed_metadata(10, 10), make_params(own_dir, max_ava=0))
     assert table["source"].tolist() == ["own", "own"]
 
 
 def test_max_ava_zero_without_own_photos_is_an_error(own_dir):
     with pytest.raises(KeeptrashError, match="no labelled photos"):
-        build_labels(mixed_metadata(10, 10), make_params(own_dir, max_ava=0))
+        labels_table(mixed_metadata(10, 10), make_params(own_dir, max_ava=0))
 
 
 def test_same_seed_same_selection_different_seed_different_selection(own_dir):
     metadata = mixed_metadata(300, 700)
-    first = build_labels(metadata, make_params(own_dir, max_ava=100, seed=1))
-    again = build_labels(metadata, make_params(own_dir, max_ava=100, seed=1))
-    other = build_labels(metadata, make_params(own_dir, max_ava=100, seed=2))
+    first = labels_table(metadata, make_params(own_dir, max_ava=100, seed=1))
+    again = labels_table(metadata, make_params(own_dir, max_ava=100, seed=1))
+    other = labels_table(metadata, make_params(own_dir, max_ava=100, seed=2))
     pd.testing.assert_frame_equal(first, again)
     assert set(first["image_id"]) != set(other["image_id"])
     assert len(other) == 100
@@ -168,8 +174,8 @@ def test_same_seed_same_selection_different_seed_different_selection(own_dir):
 def test_selection_does_not_depend_on_row_order(own_dir):
     metadata = mixed_metadata(300, 700)
     shuffled = metadata.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    first = build_labels(metadata, make_params(own_dir, max_ava=100))
-    second = build_labels(shuffled, make_params(own_dir, max_ava=100))
+    first = labels_table(metadata, make_params(own_dir, max_ava=100))
+    second = labels_table(shuffled, make_params(own_dir, max_ava=100))
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -177,7 +183,7 @@ def test_raising_max_ava_keeps_every_selected_id(own_dir):
     metadata = mixed_metadata(300, 700)
     previous = None
     for max_ava in (50, 51, 120, 400, 999):
-        table = build_labels(metadata, make_params(own_dir, max_ava=max_ava))
+        table = labels_table(metadata, make_params(own_dir, max_ava=max_ava))
         chosen = table.set_index("image_id")["label"]
         if previous is not None:
             assert set(previous.index) <= set(chosen.index)
@@ -187,8 +193,8 @@ def test_raising_max_ava_keeps_every_selected_id(own_dir):
 
 def test_raising_max_ava_changes_no_previous_split(own_dir):
     metadata = mixed_metadata(300, 700)
-    small = build_labels(metadata, make_params(own_dir, max_ava=100)).set_index("key")["split"]
-    large = build_labels(metadata, make_params(own_dir, max_ava=400)).set_index("key")["split"]
+    small = labels_table(metadata, make_params(own_dir, max_ava=100)).set_index("key")["split"]
+    large = labels_table(metadata, make_params(own_dir, max_ava=400)).set_index("key")["split"]
     assert set(small.index) <= set(large.index)
     moved = small[large[small.index].to_numpy() != small.to_numpy()]
     assert moved.empty, f"{len(moved)} of {len(small)} previously assigned rows changed split"
@@ -246,7 +252,7 @@ def test_adding_rows_to_a_stratum_keeps_old_rows_in_their_split():
 def test_build_labels_splits_every_row_by_its_key(own_dir):
     copy_photos(PHOTO_NAMES[:5], own_dir / "keep")
     params = make_params(own_dir)
-    table = build_labels(mixed_metadata(30, 70), params)
+    table = labels_table(mixed_metadata(30, 70), params)
     assert table.groupby(["source", "label"]).size().to_dict() == {("ava", 0): 70, ("ava", 1): 30, ("own", 1): 5}
     expected = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)
     assert table["split"].tolist() == expected.tolist()
@@ -275,7 +281,7 @@ def test_own_folder_photos_are_labelled_by_folder(own_dir):
 def test_own_photos_enter_the_label_table(own_dir):
     copy_photos(PHOTO_NAMES[:2], own_dir / "keep")
     copy_photos(PHOTO_NAMES[2:3], own_dir / "trash")
-    table = build_labels(metadata_frame([7.0, 4.0]), make_params(own_dir))
+    table = labels_table(metadata_frame([7.0, 4.0]), make_params(own_dir))
     own = table[table["source"] == "own"].set_index("path")
     assert own["label"].to_dict() == {
         (own_dir / "keep" / PHOTO_NAMES[0]).as_posix(): 1,
@@ -289,14 +295,14 @@ def test_empty_keep_and_trash_folders_are_allowed(own_dir):
     photos = own_folder_photos(own_dir)
     assert photos.empty
     assert list(photos.columns) == ["key", "source", "image_id", "path", "score", "label"]
-    table = build_labels(metadata_frame([7.0, 4.0]), make_params(own_dir))
+    table = labels_table(metadata_frame([7.0, 4.0]), make_params(own_dir))
     assert table["source"].tolist() == ["ava", "ava"]
 
 
 def test_missing_own_dir_is_named(tmp_path):
     missing = tmp_path / "my_photos"
     with pytest.raises(KeeptrashError) as error:
-        build_labels(metadata_frame([7.0]), make_params(missing))
+        labels_table(metadata_frame([7.0]), make_params(missing))
     assert str(missing) in str(error.value)
     assert "labels.own_dir" in str(error.value)
 
@@ -324,16 +330,101 @@ def test_ratings_csv_labels_keep_at_or_above_threshold(tmp_path):
 
 def test_ratings_csv_joins_the_label_table(own_dir, tmp_path):
     csv = write_ratings(tmp_path / "rated", "path,score\nx.jpg,10\ny.jpg,90\n")
-    table = build_labels(metadata_frame([7.0]), make_params(own_dir, rated_own_csv=str(csv), rated_own_threshold=60.0))
+    table = labels_table(metadata_frame([7.0]), make_params(own_dir, rated_own_csv=str(csv), rated_own_threshold=60.0))
     own = table[table["source"] == "own"].set_index("path")
     assert own["label"].to_dict() == {(tmp_path / "rated" / "x.jpg").as_posix(): 0, (tmp_path / "rated" / "y.jpg").as_posix(): 1}
 
 
-def test_photo_in_own_folder_and_ratings_csv_is_labelled_twice(own_dir):
+def test_photo_in_own_folder_and_ratings_csv_is_one_photo_with_the_folder_label(own_dir):
     copy_photos(PHOTO_NAMES[:1], own_dir / "keep")
-    csv = write_ratings(own_dir, f"path,score\nkeep/{PHOTO_NAMES[0]},80\n")
-    with pytest.raises(KeeptrashError, match="is labelled twice"):
-        build_labels(metadata_frame([7.0]), make_params(own_dir, rated_own_csv=str(csv)))
+    csv = write_ratings(own_dir, f"path,score\nkeep/{PHOTO_NAMES[0]},20\n")
+    labels = build_labels(metadata_frame([7.0]), make_params(own_dir, rated_own_csv=str(csv), max_ava=0))
+    assert labels.table[["path", "label"]].values.tolist() == [[(own_dir / "keep" / PHOTO_NAMES[0]).as_posix(), 1]]
+    assert labels.duplicates.summary() == {"rows_dropped": 1, "conflicts_settled_by_folder": 1, "conflicting_photos_dropped": 0}
+
+
+# --- byte-identical photos (issue 12): one photo, one label, one split ------------------------------------------
+
+DEMO_NAMES = sorted(path.name for path in LIVEC_IMAGES.glob("*.jpg"))
+
+
+def test_copies_under_new_names_in_keep_and_trash_are_left_out_and_reported(own_dir):
+    """60 demo photos copied into trash/ under new names while their originals sit in keep/: before, 31 of them
+    had identical bytes in two splits with conflicting labels."""
+    names = DEMO_NAMES[:60]
+    copy_photos(names, own_dir / "keep")
+    for name in names:
+        (own_dir / "trash" / f"copy-of-{name}").write_bytes((own_dir / "keep" / name).read_bytes())
+    copy_photos(DEMO_NAMES[60:70], own_dir / "trash")  # unique photos, untouched by the rule
+    labels = build_labels(metadata_frame([7.0]), make_params(own_dir, max_ava=0))
+    assert sorted(labels.table["path"]) == sorted((own_dir / "trash" / name).as_posix() for name in DEMO_NAMES[60:70])
+    assert labels.duplicates.summary() == {"rows_dropped": 120, "conflicts_settled_by_folder": 0, "conflicting_photos_dropped": 60}
+    assert len(labels.duplicates.notes) == 60 and "copy-of-" in labels.duplicates.notes[0]
+
+
+def test_a_ratings_row_naming_a_photo_by_another_path_is_the_same_photo(tmp_path):
+    """Rows like ../livec/images/x.jpg next to images/x.jpg: before, 200 conflicts and 98 photos split apart."""
+    own = tmp_path / "own"
+    (own / "keep").mkdir(parents=True)
+    (own / "trash").mkdir()
+    rated = tmp_path / "livec"
+    copy_photos(DEMO_NAMES[:40], rated / "images")
+    rows = [f"images/{name},{80 if i % 2 else 20}" for i, name in enumerate(DEMO_NAMES[:40])]
+    # The same files again by a path through the parent folder: agreeing scores for 20, opposite ones for 20.
+    rows += [f"../livec/images/{name},{80 if (i % 2) == (i < 20) else 20}" for i, name in enumerate(DEMO_NAMES[:40])]
+    csv = write_ratings(rated, "path,score\n" + "\n".join(rows) + "\n")
+    params = make_params(own, rated_own_csv=str(csv), max_ava=0, allow_paths_outside_csv=True)
+    labels = build_labels(metadata_frame([7.0]), params)
+    table = labels.table
+    assert table["key"].is_unique
+    digests = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in table["path"]]
+    assert len(set(digests)) == len(digests) == 20  # the 20 agreeing photos once each; the 20 conflicting left out
+    assert table["path"].str.contains("/../").sum() == 0  # paths are normalised
+    assert labels.duplicates.summary() == {"rows_dropped": 60, "conflicts_settled_by_folder": 0, "conflicting_photos_dropped": 20}
+
+
+def test_dropping_duplicates_moves_no_unique_photo_to_another_split(own_dir):
+    copy_photos(DEMO_NAMES[:50], own_dir / "keep")
+    before = labels_table(metadata_frame([7.0]), make_params(own_dir, max_ava=0)).set_index("key")["split"]
+    for name in DEMO_NAMES[:10]:
+        (own_dir / "keep" / f"again-{name}").write_bytes((own_dir / "keep" / name).read_bytes())
+    after = labels_table(metadata_frame([7.0]), make_params(own_dir, max_ava=0)).set_index("key")["split"]
+    assert after.to_dict() == before.to_dict()  # each copy went, every original kept its split
+
+
+def test_unreadable_or_missing_own_photos_are_not_merged(tmp_path, own_dir):
+    csv = write_ratings(own_dir, "path,score\ngone-1.jpg,80\ngone-2.jpg,20\n")
+    table = labels_table(metadata_frame([7.0]), make_params(own_dir, rated_own_csv=str(csv), max_ava=0))
+    assert table["label"].tolist() == [1, 0]  # both kept: the download stage records them missing
+
+
+# --- ratings CSV paths must stay in the CSV's folder tree ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["../../../etc/shadow", "/etc/shadow", "images/../../x.jpg", ".."])
+def test_ratings_csv_path_leaving_its_folder_is_refused_naming_the_row(tmp_path, path):
+    csv = write_ratings(tmp_path / "rated", f"path,score\nimages/a.jpg,50\n{path},60\n")
+    with pytest.raises(KeeptrashError) as error:
+        rated_own_photos(csv, 50.0)
+    message = str(error.value)
+    assert f"{csv}:3:" in message and repr(path) in message and "labels.allow_paths_outside_csv" in message
+
+
+def test_ratings_csv_paths_outside_are_read_when_the_param_allows(tmp_path):
+    csv = write_ratings(tmp_path / "rated", "path,score\n../elsewhere/a.jpg,60\nimages/./b.jpg,40\n")
+    photos = rated_own_photos(csv, 50.0, allow_outside=True)
+    assert photos["path"].tolist() == [(tmp_path / "elsewhere" / "a.jpg").as_posix(), (tmp_path / "rated" / "images" / "b.jpg").as_posix()]
+
+
+@pytest.mark.parametrize(
+    "score, words", [("nan", "'nan', which is not a number"), ("", "an empty cell"), ("inf", "'inf', which is infinite")]
+)
+def test_ratings_csv_score_that_is_not_a_number_says_so_plainly(tmp_path, score, words):
+    csv = write_ratings(tmp_path, f"path,score\na.jpg,50\nb.jpg,{score}\n")
+    with pytest.raises(KeeptrashError) as error:
+        rated_own_photos(csv, 50.0)
+    assert f"{csv}:3: score must be a number, got {words}" in str(error.value), error.value
+    assert "np." not in str(error.value) and "float64" not in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -393,10 +484,12 @@ def test_ratings_csv_empty_path_names_file_and_line(tmp_path):
 def test_labels_summary_counts(own_dir):
     copy_photos(PHOTO_NAMES[:5], own_dir / "trash")
     metadata = mixed_metadata(30, 70)
-    table = build_labels(metadata, make_params(own_dir))
-    summary = labels_summary(table, metadata, 6.0)
+    labels = build_labels(metadata, make_params(own_dir))
+    table = labels.table
+    summary = labels_summary(labels, metadata, 6.0)
     assert summary["ava_metadata_keep_fraction"] == 0.3
-    assert labels_summary(table, metadata, 2.0)["ava_metadata_keep_fraction"] == 1.0
+    assert labels_summary(labels, metadata, 2.0)["ava_metadata_keep_fraction"] == 1.0
+    assert summary["duplicates"] == {"rows_dropped": 0, "conflicts_settled_by_folder": 0, "conflicting_photos_dropped": 0}
     assert summary["rows"] == 105
     assert summary["keep_fraction"] == round(30 / 105, 4)
     assert summary["keep_fraction_by_source"] == {"ava": 0.3, "own": 0.0}

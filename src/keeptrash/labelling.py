@@ -3,17 +3,24 @@
 Sampling and splitting draw a seeded hash of each row's key rather than a shuffled permutation:
 a photo keeps its place when others are added, so raising `max_ava` or adding own photos grows
 the sample and the splits instead of reshuffling them.
+
+Own photos are one photo per content: byte-identical files (a copy under another name, a ratings row
+naming the file by another path) are deduplicated by sha256 before splitting, so identical bytes can
+never sit in two splits or carry two labels (see `deduplicate`).
 """
 
 import hashlib
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from keeptrash.ava import read_id_list
 from keeptrash.errors import KeeptrashError
-from keeptrash.images import list_images
+from keeptrash.images import file_digest, list_images
 from keeptrash.params import LabelsParams
 
 KEEP, TRASH = 1, 0
@@ -60,6 +67,7 @@ def select_ava(metadata: pd.DataFrame, params: LabelsParams, pool: set[str] | No
 
 
 def _own_rows(paths: list[Path], labels: list[int], scores: list[float]) -> pd.DataFrame:
+    paths = [Path(os.path.normpath(path)) for path in paths]
     return pd.DataFrame(
         {
             "key": [f"own:{path.as_posix()}" for path in paths],
@@ -82,11 +90,32 @@ def own_folder_photos(own_dir: Path) -> pd.DataFrame:
     return _own_rows(keep + trash, [KEEP] * len(keep) + [TRASH] * len(trash), [np.nan] * (len(keep) + len(trash)))
 
 
-def rated_own_photos(ratings_csv: Path, threshold: float) -> pd.DataFrame:
-    """Photos rated by people: a CSV of `path,score` (path relative to the CSV); keep when score >= threshold."""
+def _leaves_folder(path: str) -> bool:
+    normal = os.path.normpath(path)
+    return os.path.isabs(path) or normal == os.pardir or normal.startswith(os.pardir + os.sep)
+
+
+def _not_a_number(given: object) -> str:
+    if pd.isna(given) or not str(given).strip():
+        return "an empty cell; give the photo a score or remove its row"
+    if np.isinf(pd.to_numeric(given, errors="coerce")):
+        return f"{given!r}, which is infinite"
+    return f"{given!r}, which is not a number"
+
+
+def rated_own_photos(ratings_csv: Path, threshold: float, allow_outside: bool = False) -> pd.DataFrame:
+    """Photos rated by people: a CSV of `path,score` (path relative to the CSV); keep when score >= threshold.
+
+    Paths that leave the CSV's folder (`..`, absolute) are refused unless allow_outside: a CSV from
+    elsewhere must not make the pipeline read and record any file on the machine.
+    """
     try:
         # Blank lines are kept (then dropped below) so that row positions map to file lines.
-        ratings = pd.read_csv(ratings_csv, dtype={"path": "string"}, skip_blank_lines=False)
+        # Scores are read as the text written, so that a bad one ("nan", "n/a", "high") is quoted as it is.
+        ratings = pd.read_csv(
+            ratings_csv, dtype={"path": "string", "score": str}, skip_blank_lines=False, keep_default_na=False,
+            na_values={"path": [""], "score": [""]},
+        )
     except FileNotFoundError:
         raise KeeptrashError(f"{ratings_csv}: ratings file not found (labels.rated_own_csv); set it to '' to use none") from None
     except pd.errors.EmptyDataError:
@@ -103,9 +132,16 @@ def rated_own_photos(ratings_csv: Path, threshold: float) -> pd.DataFrame:
     if ratings["path"].isna().any():
         raise KeeptrashError(f"{ratings_csv}:{line_of[ratings['path'].isna().to_numpy()][0]}: path is empty")
     scores = pd.to_numeric(ratings["score"], errors="coerce")
-    if scores.isna().any():
-        bad = scores.isna().to_numpy()
-        raise KeeptrashError(f"{ratings_csv}:{line_of[bad][0]}: score must be a number, got {ratings['score'][bad].iloc[0]!r}")
+    bad = ~np.isfinite(scores.to_numpy(dtype="float64"))
+    if bad.any():
+        raise KeeptrashError(f"{ratings_csv}:{line_of[bad][0]}: score must be a number, got {_not_a_number(ratings['score'][bad].iloc[0])}")
+    if not allow_outside:
+        outside = ratings["path"].map(_leaves_folder).to_numpy()
+        if outside.any():
+            raise KeeptrashError(
+                f"{ratings_csv}:{line_of[outside][0]}: path {ratings['path'][outside].iloc[0]!r} leaves the CSV's folder; "
+                f"move the photo under {ratings_csv.parent} or set labels.allow_paths_outside_csv: true"
+            )
     paths = [ratings_csv.parent / path for path in ratings["path"]]
     labels = (scores >= threshold).astype(int).tolist()
     return _own_rows(paths, labels, scores.tolist())
@@ -123,23 +159,88 @@ def assign_splits(table: pd.DataFrame, val_fraction: float, test_fraction: float
     return split
 
 
-def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> pd.DataFrame:
+@dataclass
+class Duplicates:
+    """Own photos with identical bytes, and what became of them (see `deduplicate`)."""
+
+    rows_dropped: int = 0  # copies removed: the photo stays once
+    conflicts_settled_by_folder: int = 0  # photos a rating labelled otherwise than their keep/trash folder
+    conflicting_photos_dropped: int = 0  # photos labelled both keep and trash at the same level: left out
+    notes: list[str] = field(default_factory=list)  # one line per conflict, for the stage's output
+
+    def summary(self) -> dict:
+        return {
+            "rows_dropped": self.rows_dropped,
+            "conflicts_settled_by_folder": self.conflicts_settled_by_folder,
+            "conflicting_photos_dropped": self.conflicting_photos_dropped,
+        }
+
+
+def _content(path: str) -> str | None:
+    """The sha256 of a photo file, or None when it cannot be read (the download stage records why)."""
+    try:
+        return file_digest(Path(path)) if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
+def deduplicate(table: pd.DataFrame, sorted_by_hand: pd.Series) -> tuple[pd.DataFrame, Duplicates]:
+    """One row per own photo content (sha256); files that cannot be read count as their own path.
+
+    The rule for identical bytes listed more than once: a hand-sorted keep/trash folder label decides over a
+    rating (the user judged that photo directly; a rating only becomes a label through a threshold). If the
+    rows that decide agree, the first of them by key stays and the others are dropped; if they disagree (the
+    same photo in keep/ and trash/, or rated on both sides of the threshold), no label can be trusted and the
+    photo is left out. The rows that stay keep their own key's split, so unique photos never move.
+    """
+    contents = table["key"].astype(object)
+    own = table.loc[table["source"] == "own", ["path", "key"]]
+    hashing = tqdm(own.itertuples(), total=len(own), desc="hashing own photos", unit="img", disable=None)
+    contents[own.index] = [_content(row.path) or row.key for row in hashing]
+    duplicates, dropped = Duplicates(), []
+    repeated = contents.duplicated(keep=False)
+    for _, group in table[repeated].groupby(contents[repeated], sort=False):
+        by_hand = sorted_by_hand[group.index]
+        deciding = group[by_hand] if by_hand.any() else group
+        places = ", ".join(group["path"].sort_values())
+        if deciding["label"].nunique() > 1:
+            dropped.extend(group.index)
+            duplicates.conflicting_photos_dropped += 1
+            duplicates.notes.append(f"identical photos labelled both keep and trash, left out: {places}")
+            continue
+        survivor = deciding["key"].idxmin()
+        dropped.extend(index for index in group.index if index != survivor)
+        if group["label"].nunique() > 1:
+            duplicates.conflicts_settled_by_folder += 1
+            duplicates.notes.append(f"identical photos, the folder label decides over the rating: {places}")
+    duplicates.rows_dropped = len(dropped)
+    return table.drop(index=dropped), duplicates
+
+
+@dataclass
+class Labels:
+    table: pd.DataFrame
+    duplicates: Duplicates
+
+
+def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
     pool = None if params.ava_pool == ALL_AVA else read_id_list(Path(params.ava_pool))
-    parts = [select_ava(metadata, params, pool), own_folder_photos(Path(params.own_dir))]
+    folders = own_folder_photos(Path(params.own_dir))
+    parts = [select_ava(metadata, params, pool), folders]
     if params.rated_own_csv:
-        parts.append(rated_own_photos(Path(params.rated_own_csv), params.rated_own_threshold))
+        parts.append(rated_own_photos(Path(params.rated_own_csv), params.rated_own_threshold, params.allow_paths_outside_csv))
     table = pd.concat(parts, ignore_index=True)
-    duplicated = table["key"][table["key"].duplicated()]
-    if not duplicated.empty:
-        raise KeeptrashError(f"{duplicated.iloc[0]} is labelled twice (own folder and ratings CSV?); keep one")
+    sorted_by_hand = pd.Series(np.concatenate([np.full(len(part), part is folders) for part in parts]), index=table.index)
+    table, duplicates = deduplicate(table, sorted_by_hand)
     if table.empty:
         raise KeeptrashError("no labelled photos: set labels.max_ava above 0 or add photos to labels.own_dir keep/ and trash/")
     table["split"] = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)
-    return table.sort_values("key", kind="stable").reset_index(drop=True)
+    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates)
 
 
-def labels_summary(table: pd.DataFrame, metadata: pd.DataFrame, threshold: float) -> dict:
-    """Counts per source, split and class; also the keep share over all AVA metadata, before any sampling."""
+def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> dict:
+    """Counts per source, split and class; duplicates dropped; the keep share over all AVA metadata, before sampling."""
+    table = labels.table
     counts = {}
     for source, by_source in table.groupby("source"):
         counts[source] = {
@@ -158,4 +259,5 @@ def labels_summary(table: pd.DataFrame, metadata: pd.DataFrame, threshold: float
         "rows_by_split": {split: int((table["split"] == split).sum()) for split in SPLITS},
         "ava_metadata_keep_fraction": round(float((metadata["mean_score"] >= threshold).mean()), 4),
         "counts": counts,
+        "duplicates": labels.duplicates.summary(),
     }

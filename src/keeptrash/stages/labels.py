@@ -11,9 +11,11 @@ from keeptrash.params import load_params
 def main() -> None:
     params = load_params().labels
     metadata = read_table(paths.METADATA, "metadata")
-    table = build_labels(metadata, params)
-    write_table(paths.LABELS, table)
-    summary = labels_summary(table, metadata, params.threshold)
+    labels = build_labels(metadata, params)
+    for note in labels.duplicates.notes:
+        print(f"labels: {note}")
+    write_table(paths.LABELS, labels.table)
+    summary = labels_summary(labels, metadata, params.threshold)
     write_json(paths.LABELS_METRICS, summary)
     print(f"labels: {summary['rows']} photos, keep fraction {summary['keep_fraction']:.1%} -> {paths.LABELS}")
 
