@@ -122,3 +122,70 @@ def test_volumes_named_like_the_published_set_are_read_in_order(volumes, tmp_pat
     assert archive_path(volumes).name == "AVA_dataset.7z"
     result = extract_images(volumes, tmp_path / "images", [photo.stem for photo in PHOTOS])
     assert {image_id: digest(path) for image_id, path in result.images.items()} == {p.stem: digest(p) for p in PHOTOS}
+
+
+# --- damaged archives (issue 12): one line naming the volume, what was extracted kept -----------------------------
+
+
+def volume_files(folder):
+    return sorted(folder.iterdir())
+
+
+def cut_short(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_last_volume_names_it_and_says_to_fetch_it_again(volumes, tmp_path):
+    last = volume_files(volumes)[-1]
+    cut_short(last)
+    with pytest.raises(KeeptrashError) as error:
+        extract_images(volumes, tmp_path / "images", [photo.stem for photo in PHOTOS])
+    message = str(error.value)
+    assert message.startswith(str(last)) and "fetch again" in message and "\n" not in message, message
+
+
+def test_a_volume_cut_short_before_the_last_is_named(volumes, tmp_path):
+    second = volume_files(volumes)[1]
+    cut_short(second)
+    with pytest.raises(KeeptrashError, match=f"^{second}: volume cut short"):
+        extract_images(volumes, tmp_path / "images", [PHOTOS[0].stem])
+
+
+def test_a_missing_volume_is_named(volumes, tmp_path):
+    volume_files(volumes)[2].unlink()
+    with pytest.raises(KeeptrashError, match="volume 3 is missing"):
+        extract_images(volumes, tmp_path / "images", [PHOTOS[0].stem])
+
+
+def test_a_truncated_single_file_archive_is_named(tmp_path):
+    (tmp_path / "archives").mkdir()
+    archive = tmp_path / "archives" / "AVA.7z"
+    with py7zr.SevenZipFile(archive, "w") as seven_zip:
+        write_members(seven_zip)
+    cut_short(archive)
+    with pytest.raises(KeeptrashError, match=f"^{archive}: damaged or incomplete 7z archive"):
+        extract_images(tmp_path / "archives", tmp_path / "images", [PHOTOS[0].stem])
+
+
+def test_a_bit_flip_names_the_volume_keeps_the_whole_images_and_a_rerun_resumes(volumes, tmp_path):
+    files = volume_files(volumes)
+    flipped = files[len(files) // 2]
+    original = flipped.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0x10
+    flipped.write_bytes(bytes(damaged))
+    images, wanted = tmp_path / "images", [photo.stem for photo in PHOTOS]
+    with pytest.raises(KeeptrashError) as error:
+        extract_images(volumes, images, wanted)
+    message = str(error.value)
+    assert flipped.name in message and "damaged" in message, message
+    kept = sorted(images.glob("*.jpg"))
+    assert kept, "the images before the damage were extracted and verified: they are kept"
+    assert f"the {len(kept)} images extracted before it are kept" in message
+    assert all(digest(path) == digest(AVA_IMAGES / path.name) for path in kept)
+    assert not [name for name in os.listdir(images) if name.startswith(".")]  # no partial image left
+    flipped.write_bytes(original)  # fetched again
+    again = extract_images(volumes, images, wanted)
+    assert again.extracted == len(PHOTOS) - len(kept)
+    assert all(digest(path) == digest(AVA_IMAGES / path.name) for path in images.glob("*.jpg"))
