@@ -18,9 +18,11 @@ from keeptrash.training import (
     choose_threshold,
     decision_threshold,
     fit_classifier,
+    load_model,
     stamp_model,
     training_inputs,
 )
+from keeptrash.errors import KeeptrashError
 
 PARAMS = TrainParams(
     iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
@@ -89,6 +91,40 @@ def test_model_file_records_how_its_features_were_made(data, tmp_path):
     assert metadata["decision_threshold"] == "0.42"
     assert metadata["preprocessing_version"] == str(PREPROCESSING_VERSION)
     assert "train_finish_time" not in metadata and "model_guid" not in metadata
+
+
+def test_load_model_reads_the_stamped_metadata_back_as_values(data, tmp_path):
+    train, val, columns = data
+    model = fit_classifier(train, val, columns, PARAMS)
+    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    model.save_model(str(tmp_path / "model.cbm"))
+    _, metadata = load_model(tmp_path / "model.cbm")
+    assert metadata == {"backbone": "mobilenet_v2", "image_size": 256, "preprocessing_version": PREPROCESSING_VERSION, "decision_threshold": 0.42}
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("decision_threshold", "abc", "decision_threshold must be a number from 0 to 1, got 'abc'"),
+        ("decision_threshold", "nan", "decision_threshold must be a number from 0 to 1, got 'nan'"),
+        ("decision_threshold", "2.5", "decision_threshold must be a number from 0 to 1, got '2.5'"),
+        ("image_size", "224px", "image_size must be a whole number from 32 to 1024"),
+        ("image_size", "-5", "got '-5'"),
+        ("preprocessing_version", "four", "preprocessing_version must be a whole number"),
+        ("feature_set", "everything", "feature_set must be one of all, cnn, stats"),
+    ],
+)
+def test_tampered_model_metadata_is_one_line_naming_the_file_and_field(data, tmp_path, field, value, words):
+    train, val, columns = data
+    model = fit_classifier(train, val, columns, PARAMS)
+    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    model.get_metadata()[field] = value
+    path = tmp_path / "tampered.cbm"
+    model.save_model(str(path))
+    with pytest.raises(KeeptrashError) as error:
+        load_model(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: model metadata ") and words in message and "retrain" in message, message
 
 
 # --- model inputs: feature sets and the PCA projection stored in the model ---------------------------

@@ -1,15 +1,21 @@
-"""Fit the CatBoost keep/trash classifier and measure how far it overfits."""
+"""Fit the CatBoost keep/trash classifier, measure how far it overfits, and stamp and read back its metadata."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier
+from catboost import CatBoostClassifier, CatBoostError
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
 from keeptrash.model_inputs import InputSpec, fit_inputs
-from keeptrash.params import CLASS_WEIGHTS, TrainParams
+from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
 DEFAULT_THRESHOLD = 0.5
@@ -108,6 +114,68 @@ def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, thres
     metadata["image_size"] = str(image_size)
     metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
     metadata["decision_threshold"] = str(threshold)
+
+
+@dataclass(frozen=True)
+class MetadataField:
+    expected: str  # what the value must be, for the error
+    parse: Callable[[str], Any]  # the stored text to its value; raises ValueError when it is not that
+    required: bool = True  # optional fields were added after the first models were trained
+
+
+def _within(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+
+    return parse
+
+
+# What the train stage stamps into a model, checked once wherever a model is loaded (stages and cull):
+# a field name, what it must be and how to read it. A new field is one line here.
+MODEL_METADATA = {
+    "backbone": MetadataField("a backbone name", str),
+    "image_size": MetadataField("a whole number from 32 to 1024 (as features.image_size)", _within(int, 32, 1024)),
+    "preprocessing_version": MetadataField("a whole number", _within(int, 0, math.inf)),
+    "decision_threshold": MetadataField("a number from 0 to 1", _within(float, 0.0, 1.0)),
+    "feature_set": MetadataField(f"one of {', '.join(FEATURE_SETS)}", _one_of(FEATURE_SETS), required=False),
+}
+
+
+def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
+    """The model file and its checked metadata (field -> value); one line naming the file and field if either is bad."""
+    model = CatBoostClassifier()
+    try:
+        model.load_model(str(path))
+    except CatBoostError:
+        raise KeeptrashError(f"{path}: not a CatBoost model file; pass the models/model.cbm that dvc repro wrote") from None
+    stored = model.get_metadata()
+    missing = [name for name, field in MODEL_METADATA.items() if field.required and name not in stored]
+    if missing:
+        raise KeeptrashError(f"{path}: model lacks {', '.join(missing)} in its metadata; it was not made by keeptrash's train stage")
+    metadata = {}
+    for name, field in MODEL_METADATA.items():
+        if name not in stored:
+            continue
+        try:
+            metadata[name] = field.parse(stored[name])
+        except ValueError:
+            raise KeeptrashError(
+                f"{path}: model metadata {name} must be {field.expected}, got {stored[name][:60]!r}; the file was "
+                "altered or damaged, retrain it with dvc repro"
+            ) from None
+    return model, metadata
 
 
 def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier, CatBoostError, Pool
+from catboost import CatBoostClassifier, Pool
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
@@ -17,6 +17,7 @@ from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
 from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_spec, model_frame
 from keeptrash.params import FeaturesParams
+from keeptrash.training import load_model
 
 KEEP, TRASH = "keep", "trash"
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
@@ -36,28 +37,20 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
     """The model and the feature settings it was trained with, read from its own metadata."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
-    classifier = CatBoostClassifier()
-    try:
-        classifier.load_model(str(path))
-    except CatBoostError:
-        raise KeeptrashError(f"{path}: not a CatBoost model file; pass the models/model.cbm that dvc repro wrote") from None
-    metadata = classifier.get_metadata()
-    missing = [key for key in ("backbone", "image_size", "preprocessing_version", "decision_threshold") if key not in metadata]
-    if missing:
-        raise KeeptrashError(f"{path}: model lacks {', '.join(missing)} in its metadata; it was not made by keeptrash's train stage")
-    if metadata["preprocessing_version"] != str(PREPROCESSING_VERSION):
+    classifier, metadata = load_model(path)
+    if metadata["preprocessing_version"] != PREPROCESSING_VERSION:
         raise KeeptrashError(
             f"{path}: model was trained on preprocessing v{metadata['preprocessing_version']}, this keeptrash computes "
             f"v{PREPROCESSING_VERSION}; retrain it with dvc repro"
         )
     if metadata["backbone"] not in BACKBONES:
         raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
-    features = FeaturesParams(metadata["backbone"], int(metadata["image_size"]), batch_size, device)
+    features = FeaturesParams(metadata["backbone"], metadata["image_size"], batch_size, device)
     available = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
     expected = input_spec(classifier).frame(pd.DataFrame(np.zeros((1, len(available))), columns=available)).columns
     if list(classifier.feature_names_) != list(expected):
         raise KeeptrashError(f"{path}: model's feature columns differ from what its metadata describes; retrain it")
-    return ScoringModel(classifier, features, float(metadata["decision_threshold"]))
+    return ScoringModel(classifier, features, metadata["decision_threshold"])
 
 
 

@@ -20,7 +20,7 @@ from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
 from keeptrash.model_inputs import keep_probability
 from keeptrash.params import Params, load_params
-from keeptrash.training import join_features
+from keeptrash.training import join_features, load_model
 
 
 def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):
@@ -57,9 +57,8 @@ def main() -> None:
     train, val, test = (table[table["split"] == split].reset_index(drop=True) for split in ("train", "val", "test"))
     if test.empty or val.empty:
         raise KeeptrashError("the analyses need validation and test photos; set labels.val_fraction and labels.test_fraction above 0")
-    model = CatBoostClassifier()
-    model.load_model(str(paths.MODEL))
-    threshold = float(model.get_metadata()["decision_threshold"])
+    model, metadata = load_model(paths.MODEL)
+    threshold = metadata["decision_threshold"]
     probabilities = keep_probability(model, test)
     store = FeatureStore(default_cache_root(), cache_namespace(params.features))
     plots = paths.ANALYSIS_PLOTS

@@ -1,6 +1,5 @@
 """Stage 6: score the test split; metrics per class and source, ROC curve and confusion matrix plots."""
 
-from catboost import CatBoostClassifier
 from dvclive import Live
 
 from keeptrash import paths
@@ -8,7 +7,7 @@ from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.evaluation import CLASS_NAMES, benchmark_metrics
 from keeptrash.io import read_table, write_json, write_table
 from keeptrash.model_inputs import keep_probability
-from keeptrash.training import join_features
+from keeptrash.training import join_features, load_model
 
 
 @exits_cleanly
@@ -19,9 +18,8 @@ def main() -> None:
     test = table[table["split"] == "test"].reset_index(drop=True)
     if test.empty:
         raise KeeptrashError("the test split is empty; set labels.test_fraction above 0")
-    model = CatBoostClassifier()
-    model.load_model(str(paths.MODEL))
-    threshold = float(model.get_metadata()["decision_threshold"])
+    model, metadata = load_model(paths.MODEL)
+    threshold = metadata["decision_threshold"]
     probabilities = keep_probability(model, test)
     metrics = benchmark_metrics(test, probabilities, table.loc[table["split"] == "train", "label"], threshold)
     write_json(paths.BENCHMARK_METRICS, metrics)
