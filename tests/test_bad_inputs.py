@@ -33,8 +33,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import multivolumefile
 import numpy as np
 import pandas as pd
+import py7zr
 import pytest
 import yaml
 from catboost import CatBoostClassifier
@@ -565,6 +567,117 @@ def only_empty_folders_besides_filler(folder: str) -> Callable[[Outcome], None]:
     return check
 
 
+# --- issue 12 (training data, parsers, params, model metadata): builders for the cases at the end of ERROR_CASES ---
+
+SAMPLE_AVA = REPO / "data" / "sample" / "ava" / "images"
+# For cases whose run must succeed and record the input: no error line can contain this.
+MUST_SUCCEED = ("(this run must succeed and record what it found)",)
+
+
+def alias_bomb(path: Path) -> None:
+    """Aliases of aliases, nine at each of 8 levels (43 million values once expanded), used as train.depth."""
+    lines = ['lol0: &lol0 "lol"'] + [
+        f"lol{level}: &lol{level} [{', '.join([f'*lol{level - 1}'] * 9)}]" for level in range(1, 9)
+    ]
+    text = path.read_text(encoding="utf-8").replace("\ntrain:\n", "\ntrain:\n  depth: *lol8\n", 1)
+    path.write_text("\n".join(lines) + "\n" + text.replace("  depth: 2\n", "", 1), encoding="utf-8")
+
+
+def tampered_model(field: str, value: str) -> Callable[[Path, Context], Path]:
+    """The tiny trained model with one metadata field edited, as a hand or a broken copy might."""
+
+    def build(folder: Path, ctx: Context) -> Path:
+        model = CatBoostClassifier()
+        model.load_model(str(ctx.model))
+        model.get_metadata()[field] = value
+        path = folder / "tampered.cbm"
+        model.save_model(str(path))
+        return path
+
+    return build
+
+
+def stages_case(names: tuple[str, ...], setup: Callable[[Path], list[Path]], **changes):
+    """The given stages in order on the small real metadata table; setup(folder) adds inputs, returns what must not change."""
+
+    def build(folder: Path, ctx: Context) -> Run:
+        stage_folder(folder, ctx, changes)
+        shutil.copyfile(ctx.metadata_parquet, folder / "data" / "metadata.parquet")
+        inputs = setup(folder)
+        return Run([stage(name) for name in names], folder, [*inputs, folder / "params.yaml"])
+
+    return build
+
+
+def truncated_volumes(folder: Path) -> list[Path]:
+    """The shipped AVA photos as a 7z in ~150 kB volumes, the last one cut short (an interrupted download)."""
+    archives = folder / "inp" / "archives"
+    archives.mkdir()
+    with multivolumefile.open(archives / "AVA_dataset.7z", mode="wb", volume=150_000) as volume:
+        with py7zr.SevenZipFile(volume, "w") as seven_zip:
+            for photo in sorted(SAMPLE_AVA.glob("*.jpg")):
+                seven_zip.write(photo, f"AVA_dataset/images/{photo.name}")
+    last = sorted(archives.iterdir())[-1]
+    last.write_bytes(last.read_bytes()[:100])
+    return [archives]
+
+
+def sparse_ava_folder(folder: Path) -> list[Path]:
+    """A 30 GB sparse <id>.jpg for every AVA id (only its size is checked: the harness must not hash it either)."""
+    images = folder / "inp" / "ava"
+    images.mkdir()
+    for line in ava_lines():
+        subprocess.run(["truncate", "-s", "30G", str(images / f"{line.split()[1]}.jpg")], check=True)
+    return []
+
+
+def sparse_files_recorded_too_large(outcome: Outcome) -> None:
+    manifest = pd.read_parquet(outcome.run.cwd / "data" / "manifest.parquet")
+    assert len(manifest) == 5 and (manifest["status"] == "corrupt").all(), manifest
+    assert manifest["reason"].str.startswith("too large: 32212254720 bytes").all(), manifest["reason"].tolist()
+    sizes = {path.stat().st_size for path in (outcome.run.cwd / "inp" / "ava").iterdir()}
+    assert sizes == {30 * 1024**3}
+
+
+def linked_folder_in_own_dir(folder: Path) -> list[Path]:
+    elsewhere = library(folder / "elsewhere")
+    keep = folder / "data" / "own" / "keep"
+    (keep / "holiday.jpg").symlink_to(elsewhere, target_is_directory=True)
+    shutil.copyfile(LIVEC_IMAGES / TRAINING_NAMES[2], keep / "fine.jpg")
+    return [folder / "data" / "own", elsewhere]
+
+
+def linked_folder_recorded(outcome: Outcome) -> None:
+    manifest = pd.read_parquet(outcome.run.cwd / "data" / "manifest.parquet").set_index("path")
+    row = manifest.loc["data/own/keep/holiday.jpg"]
+    assert row["status"] == "corrupt" and "symlink to a folder" in row["reason"], row["reason"]
+    assert manifest.loc["data/own/keep/fine.jpg", "status"] == "ok"
+
+
+def rated_photos_copied_into_trash(folder: Path) -> list[Path]:
+    """The issue's case: rated photos copied under new names into own_dir/trash (and rated as keep)."""
+    rated = folder / "data" / "rated"
+    library(rated, TRAINING_NAMES[:3])
+    ratings = "".join(f"photos/{name},{score}\n" for name, score in zip(TRAINING_NAMES[:3], (80, 80, 20)))
+    write_input(rated / "ratings.csv", "path,score\n" + ratings)
+    for name in TRAINING_NAMES[:2]:
+        shutil.copyfile(LIVEC_IMAGES / name, folder / "data" / "own" / "trash" / f"copy-of-{name}")
+    return [folder / "data" / "own", rated]
+
+
+def duplicates_labelled_once(outcome: Outcome) -> None:
+    data = outcome.run.cwd / "data"
+    labels = pd.read_parquet(data / "labels.parquet").set_index("path")
+    contents = [hashlib.sha256((outcome.run.cwd / path).read_bytes()).hexdigest() for path in labels.index]
+    assert len(set(contents)) == len(contents) == 3  # each photo once, so in one split
+    assert {path: labels.loc[path, "label"] for path in labels.index if "copy-of-" in path} == {
+        f"data/own/trash/copy-of-{name}": 0 for name in TRAINING_NAMES[:2]
+    }  # the folder label decided over the rating
+    summary = json.loads((outcome.run.cwd / "metrics" / "labels.json").read_text(encoding="utf-8"))
+    assert summary["duplicates"] == {"rows_dropped": 2, "conflicts_settled_by_folder": 2, "conflicting_photos_dropped": 0}
+    assert "the folder label decides over the rating" in outcome.last.stdout
+
+
 ERROR_CASES = [
     # AVA metadata, through the metadata stage.
     ErrorCase("ava-wrong-column-count", metadata_case(edit_line(3, lambda line: " ".join(line.split()[:14]))),
@@ -664,6 +777,44 @@ ERROR_CASES = [
     ErrorCase("disk-full-cull-out", full_disk_cull_out, ("contact_sheet.html", ENOSPC_TEXT), needs_model=True),
     ErrorCase("disk-full-feature-cache", full_disk_cache, ("shard-", ENOSPC_TEXT), needs_model=True,
               check=only_empty_folders_besides_filler("cache")),
+    # issue 12 (training data, parsers, params, model metadata).
+    ErrorCase("ava-image-id-2-to-the-70", metadata_case(edit_line(1, lambda line: replace_field(line, 1, str(2**70)))),
+              ("inp/AVA.txt:1", f"image id {2**70}"), in_process=True),
+    ErrorCase("params-yaml-alias-bomb", params_case("metadata", alias_bomb), ("params.yaml", "aliases")),
+    ErrorCase("ratings-csv-path-outside-its-folder", labels_case("path,score\n../../../etc/shadow,50\n"),
+              ("data/rated/ratings.csv:2", "'../../../etc/shadow'", "labels.allow_paths_outside_csv"), in_process=True),
+    ErrorCase("ratings-csv-nan-score", labels_case(f"path,score\nphotos/{TRAINING_NAMES[0]},nan\n"),
+              ("data/rated/ratings.csv:2", "'nan', which is not a number"), in_process=True),
+    ErrorCase(
+        "labels-identical-photos-rated-and-in-trash",
+        stages_case(("labels",), rated_photos_copied_into_trash, **{"labels.rated_own_csv": "data/rated/ratings.csv"}),
+        MUST_SUCCEED, in_process=True, if_accepted=duplicates_labelled_once,
+    ),
+    ErrorCase(
+        "own-dir-jpg-symlink-to-a-folder", stages_case(("labels", "download"), linked_folder_in_own_dir), MUST_SUCCEED,
+        if_accepted=linked_folder_recorded,
+    ),
+    ErrorCase(
+        "archives-last-volume-truncated",
+        stages_case(("labels", "download"), truncated_volumes, **{"labels.max_ava": 5, "download.source": "archives",
+                                                                   "download.archives_dir": "inp/archives"}),
+        ("inp/archives/AVA_dataset.7z.0", "damaged or incomplete 7z archive", "fetch again"),
+    ),
+    ErrorCase(
+        "download-folder-30gb-sparse-jpg",
+        stages_case(("labels", "download"), sparse_ava_folder, **{"labels.max_ava": 5, "download.folder": "inp/ava"}),
+        MUST_SUCCEED, if_accepted=sparse_files_recorded_too_large,
+    ),
+    ErrorCase("model-metadata-threshold-not-a-number", cull_case("{photos}", model=tampered_model("decision_threshold", "abc")),
+              ("tampered.cbm", "decision_threshold", "'abc'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-threshold-nan", cull_case("{photos}", model=tampered_model("decision_threshold", "nan")),
+              ("tampered.cbm", "decision_threshold", "'nan'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-threshold-2.5", cull_case("{photos}", model=tampered_model("decision_threshold", "2.5")),
+              ("tampered.cbm", "decision_threshold", "'2.5'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-image-size-224px", cull_case("{photos}", model=tampered_model("image_size", "224px")),
+              ("tampered.cbm", "image_size", "'224px'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-image-size-negative", cull_case("{photos}", model=tampered_model("image_size", "-5")),
+              ("tampered.cbm", "image_size", "'-5'"), needs_model=True, in_process=True),
 ]
 
 

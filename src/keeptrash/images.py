@@ -112,8 +112,8 @@ class ImageCheck:
 def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
     """Hash the file by streaming it, and decode it fully with Pillow under a decompression-bomb limit.
 
-    A file larger than any image within the pixel limit could be is refused unread (a 30 GB sparse file
-    named like a photo would otherwise be hashed for minutes).
+    A file larger than any image within the pixel limit could be is refused unread: a 30 GB sparse file
+    named like a photo is neither hashed nor decoded.
     """
     if path is None or not os.path.lexists(path):
         return ImageCheck(MISSING, "file not found", 0, "", 0, 0)
