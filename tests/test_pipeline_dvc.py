@@ -166,23 +166,43 @@ def test_experiment_reruns_only_training_and_changes_metrics(pipeline_repo: Path
     dvc(pipeline_repo, "checkout")
 
 
-def test_queued_sweep_lists_the_gap_of_each_experiment(pipeline_repo: Path) -> None:
-    dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.depth=3,4,5")
-    dvc(pipeline_repo, "queue", "start", "-j", "1")
+def run_queue(repo: Path, jobs: int) -> None:
+    """Start the queued experiments on `jobs` workers and wait until none is queued or running."""
+    dvc(repo, "queue", "start", "-j", str(jobs))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        status = dvc(pipeline_repo, "queue", "status").stdout
+        status = dvc(repo, "queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(3)
     else:
         pytest.fail(f"queued experiments did not finish:\n{status}")
     assert "Failed" not in status, status
+
+
+def test_queued_sweep_lists_the_gap_of_each_experiment(pipeline_repo: Path) -> None:
+    dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.depth=3,4,5")
+    run_queue(pipeline_repo, jobs=1)
     table = pd.read_csv(pd.io.common.StringIO(dvc(pipeline_repo, "exp", "show", "--csv").stdout))
     experiments = table[table["train.depth"].isin([3, 4, 5])]
     assert sorted(experiments["train.depth"]) == [3, 4, 5]
     assert experiments["overfitting_gap"].notna().all()
     assert experiments["overfitting_verdict"].isin(["none", "moderate", "significant"]).all()
+
+
+def test_queued_experiments_run_at_once_each_get_their_own_params_and_results(pipeline_repo: Path) -> None:
+    """The README's way to run several experiments: queue them, then run the queue (here two at once). Each runs in
+    its own copy of the workspace, so its results come from its own params and the workspace keeps the user's."""
+    params_before = (pipeline_repo / "params.yaml").read_text()
+    dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.iterations=17", "-n", "iterations-17")
+    dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.iterations=23", "-n", "iterations-23")
+    run_queue(pipeline_repo, jobs=2)
+    table = pd.read_csv(pd.io.common.StringIO(dvc(pipeline_repo, "exp", "show", "--csv").stdout))
+    experiments = table[table["Experiment"].isin(["iterations-17", "iterations-23"])].set_index("Experiment")
+    assert experiments["train.iterations"].to_dict() == {"iterations-17": 17, "iterations-23": 23}
+    assert experiments["iterations_trained"].to_dict() == {"iterations-17": 17, "iterations-23": 23}  # its own params
+    assert (pipeline_repo / "params.yaml").read_text() == params_before
+    assert dvc(pipeline_repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
 @pytest.mark.parametrize(
