@@ -5,6 +5,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -247,3 +248,12 @@ def test_a_symlink_named_like_a_photo_to_a_folder_is_listed_and_recorded(tmp_pat
     assert list_images(root) == [root / "holiday.jpg"]
     check = check_image(root / "holiday.jpg", MAX_PIXELS)
     assert check.status == CORRUPT and "symlink to a folder" in check.reason, check.reason
+
+
+def test_a_non_image_reason_is_the_same_in_separate_runs(tmp_path):
+    """What `dvc repro -f -s download` does: each run is a new process, where an object's address differs."""
+    text = tmp_path / "notes.jpg"
+    text.write_text("these are not pixels\n", encoding="utf-8")
+    script = f"from pathlib import Path; from keeptrash.images import check_image; print(check_image(Path({str(text)!r}), 10**8).reason)"
+    reasons = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(reasons) == 1, reasons
