@@ -210,3 +210,10 @@ def test_yaml_aliases_within_the_limit_still_work(tmp_path):
 def test_allow_paths_outside_csv_must_be_true_or_false(raw_params, value):
     with pytest.raises(KeeptrashError, match="labels.allow_paths_outside_csv must be true or false"):
         parse_params(changed(raw_params, labels__allow_paths_outside_csv=value))
+
+
+def test_a_params_file_nested_thousands_deep_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  depth: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(KeeptrashError, match="nested too deeply"):
+        load_params(path)

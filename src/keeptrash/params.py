@@ -23,7 +23,7 @@ BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
-# to more than this (an alias bomb: aliases of aliases, doubling at each level) is refused before it is built.
+# to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
 # A bad value is quoted in the error this short: enough to recognise it, never the whole of a huge one.
 _SHOWN = reprlib.Repr()
