@@ -112,10 +112,12 @@ def merge_votes_files(frames: list[pd.DataFrame]) -> pd.DataFrame:
     combined = pd.concat(frames, ignore_index=True)
     has_tags = (combined[["tag_1_id", "tag_2_id", "challenge_id"]] != 0).any(axis=1)
     combined = combined.assign(_has_tags=has_tags).sort_values("_has_tags", ascending=False, kind="stable")
-    for image_id, group in combined[combined.duplicated("image_id", keep=False)].groupby("image_id"):
-        if len(group[VOTE_COLUMNS].drop_duplicates()) > 1:
-            places = " and ".join(group["where"])
-            raise KeeptrashError(f"image id {image_id} has different votes in {places}; keep one of them")
+    distinct_votes = combined.drop_duplicates(["image_id", *VOTE_COLUMNS])
+    conflicting = distinct_votes["image_id"][distinct_votes.duplicated("image_id")]
+    if not conflicting.empty:
+        image_id = conflicting.iloc[0]
+        places = " and ".join(combined.loc[combined["image_id"] == image_id, "where"])
+        raise KeeptrashError(f"image id {image_id} has different votes in {places}; keep one of them")
     return combined.drop_duplicates("image_id", keep="first").drop(columns="_has_tags")
 
 
