@@ -12,9 +12,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash import paths
+from keeptrash.cull import KEEP, TRASH
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
 from keeptrash.cull.scan import scan_folder
-from keeptrash.cull.scoring import KEEP, TRASH, load_scoring_model, score_photos
+from keeptrash.cull.scoring import load_scoring_model, score_photos
 from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
