@@ -188,7 +188,7 @@ def test_scan_scores_a_file_reached_twice_once(tmp_path):
     scan = scan_folder(tmp_path, recursive=True)
     assert scan.photos == [photos / "a.jpg"]
     assert scan.skipped == [
-        (tmp_path / "alias", "symlinked folder, not followed; pass --follow-links to score the photos in it"),
+        (tmp_path / "alias", "symlinked folder not followed: pass --follow-links to score the photos in it"),
         (photos / "b.jpg", f"same file as {photos / 'a.jpg'}"),
         (photos / "c.jpg", f"same file as {photos / 'a.jpg'}"),
     ]

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score every photo in FOLDER and write a CSV and an HTML contact sheet to --out. "
         "Nothing is copied, linked or moved unless asked; nothing is ever deleted or overwritten.",
     )
-    cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC)")
+    cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC; GIF, AVIF, RAW ... are listed too)")
     cull.add_argument("--model", type=Path, default=paths.MODEL, help=f"model from the train stage (default {paths.MODEL})")
     cull.add_argument("--out", type=Path, help="output folder for keep/, trash/, the CSV and contact sheet (default FOLDER-keeptrash)")
     cull.add_argument("-r", "--recursive", action="store_true", help="also score photos in subfolders")

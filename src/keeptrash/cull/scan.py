@@ -90,7 +90,7 @@ def scan_folder(root: Path, recursive: bool, exclude: tuple[Path, ...] = (), fol
             if not recursive or _identity(path) in excluded:
                 continue
             if entry.is_symlink() and not follow_links and _identity(path) not in {walking for walking, _ in open_folders}:
-                result.skipped.append((path, "symlinked folder, not followed; pass --follow-links to score the photos in it"))
+                result.skipped.append((path, "symlinked folder not followed: pass --follow-links to score the photos in it"))
             else:
                 enter(path)
         elif path.suffix.lower() not in PHOTO_SUFFIXES:
