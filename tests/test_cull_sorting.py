@@ -26,6 +26,7 @@ from keeptrash.cull.sorting import (
     SortRefused,
     UndoJournal,
     candidate_paths,
+    exclusive_folders,
     read_journal,
     remove_stale_partials,
     sort_photo,
@@ -1106,3 +1107,13 @@ def test_cull_move_refuses_a_photo_whose_folder_lies_outside_the_culled_folder(t
     assert action == "moved" and where.is_symlink() and os.readlink(where) == str(photos[1])
     assert_intact(before)
     assert journal.moves == 1
+
+
+def test_a_folder_that_cannot_be_locked_is_one_clear_error(tmp_path):
+    with pytest.raises(KeeptrashError, match="gone: cannot open the folder to lock it"):
+        with exclusive_folders(tmp_path, tmp_path / "gone"):
+            pass
+    with exclusive_folders(tmp_path):  # the first lock was let go
+        with pytest.raises(KeeptrashError, match="another keeptrash run"):
+            with exclusive_folders(tmp_path / "."):
+                pass

@@ -80,7 +80,10 @@ def exclusive_folders(*folders: Path) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         for folder in dict.fromkeys(os.path.realpath(folder) for folder in folders):
-            handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as error:
+                raise KeeptrashError(f"{folder}: cannot open the folder to lock it ({error.strerror})") from None
             stack.callback(os.close, handle)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
