@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -169,6 +169,36 @@ def _claim(temp: Path, target: Path) -> None:
     _fsync_folder(target.parent)
 
 
+def _hard_linked(source: Path, target: Path) -> bool:
+    """Make target a second name of source; False where the filesystem cannot (across filesystems, say)."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINK:
+            raise
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _copier(source: Path, folder: Path, name: str, sha256: str) -> Iterator[Callable[[Path], None]]:
+    """copy_to(target): give target in folder a verified copy of source, copied once into a temporary file named
+    after `name` however many taken targets are tried (FileExistsError each); the temporary file goes if unused."""
+    temp = None
+
+    def copy_to(target: Path) -> None:
+        nonlocal temp
+        temp = temp or _verified_copy(source, _partial_path(folder, name, sha256), sha256)
+        _claim(temp, target)
+        temp = None
+
+    try:
+        yield copy_to
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+
+
 def _same_inode(first: Path, second: Path) -> bool:
     """Two names of one file (hard links); symlinks are not followed, so a link to a file is not that file."""
     try:
@@ -188,12 +218,8 @@ def _digest_or_none(path: Path) -> str | None:
 def _link(source: Path, target: Path) -> str:
     # The photo itself, not a symlink to it: a relative symlink would point elsewhere from keep/ or trash/.
     photo = os.path.realpath(source)
-    try:
-        os.link(photo, target)
+    if _hard_linked(Path(photo), target):
         return "linked"
-    except OSError as error:
-        if error.errno not in _NO_HARD_LINK:
-            raise
     os.symlink(photo, target)
     return "symlinked"
 
@@ -260,30 +286,23 @@ def new_journal(out: Path, culled: Path) -> UndoJournal:
 
 def _place_copy(source: Path, folder: Path, sha256: str) -> tuple[Path, str]:
     """Copy source into folder under its own name or the first free suffixed one, reusing an identical earlier copy."""
-    temp = None
-    try:
+    with _copier(source, folder, source.name, sha256) as copy_to:
         for candidate in candidate_paths(folder, source.name):
             if _exists(candidate):
                 if _already_there(source, candidate, "copy"):
                     return candidate, "already there"
                 continue
-            temp = temp or _verified_copy(source, _partial_path(folder, source.name, sha256), sha256)
             try:
-                _claim(temp, candidate)
+                copy_to(candidate)
             except FileExistsError:
                 continue
-            temp = None
             return candidate, "copied"
-    finally:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
     raise AssertionError("candidate_paths is endless")
 
 
 def _new_name(source: Path, folder: Path, sha256: str) -> Path:
     """A new name in folder for the photo at source (a hard link, else a verified copy; a symlink stays a symlink)."""
-    temp = None
-    try:
+    with _copier(source, folder, source.name, sha256) as copy_to:
         for candidate in candidate_paths(folder, source.name):
             if _exists(candidate):
                 continue
@@ -291,22 +310,11 @@ def _new_name(source: Path, folder: Path, sha256: str) -> Path:
                 if source.is_symlink():
                     # Pointing at the absolute path of its photo: a relative one would resolve against its new folder.
                     os.symlink(os.path.realpath(source), candidate)
-                    return candidate
-                try:
-                    os.link(source, candidate)
-                    return candidate
-                except OSError as error:
-                    if error.errno not in _NO_HARD_LINK:
-                        raise
-                temp = temp or _verified_copy(source, _partial_path(folder, source.name, sha256), sha256)
-                _claim(temp, candidate)
-                temp = None
-                return candidate
+                elif not _hard_linked(source, candidate):
+                    copy_to(candidate)
             except FileExistsError:
                 continue
-    finally:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
+            return candidate
     raise AssertionError("candidate_paths is endless")
 
 
@@ -431,14 +439,9 @@ def _restore(moved: Path, original: Path, sha256: str) -> None:
     """Give the photo at moved its original name again (a hard link, else a verified copy); FileExistsError if taken."""
     if moved.is_symlink():
         os.symlink(os.path.realpath(moved), original)
-        return
-    try:
-        os.link(moved, original)
-        return
-    except OSError as error:
-        if error.errno not in _NO_HARD_LINK:
-            raise
-    _claim(_verified_copy(moved, _partial_path(original.parent, original.name, sha256), sha256), original)
+    elif not _hard_linked(moved, original):
+        with _copier(moved, original.parent, original.name, sha256) as copy_to:
+            copy_to(original)
 
 
 def _discard_partial(original: Path, sha256: str) -> None:
