@@ -873,8 +873,8 @@ def library_with_a_big_photo(folder: Path) -> dict[Path, str]:
     return {path: sha(path) for path in folder.iterdir()}
 
 
-def stop_mid_copy(command: list, watched: list[Path], known: set[str]) -> tuple[subprocess.Popen, str, int]:
-    """Start command and SIGSTOP it as soon as a new file about the big photo in `watched` has some bytes in it.
+def stop_mid_copy(command: list, watched: list[Path]) -> tuple[subprocess.Popen, str, int]:
+    """Start command and SIGSTOP it as soon as a file about the big photo (a copy of it) in `watched` has some bytes.
 
     Returns the stopped process, the file's name and its size at that moment.
     """
@@ -883,7 +883,7 @@ def stop_mid_copy(command: list, watched: list[Path], known: set[str]) -> tuple[
     while time.monotonic() < deadline:
         for folder in watched:
             for entry in os.scandir(folder) if folder.is_dir() else ():
-                if "big0" in entry.name and entry.name not in known and entry.is_file(follow_symlinks=False):
+                if "big0" in entry.name and entry.is_file(follow_symlinks=False):
                     if entry.stat().st_size > 0:
                         process.send_signal(signal.SIGSTOP)
                         return process, entry.name, os.stat(entry.path).st_size
@@ -894,8 +894,8 @@ def stop_mid_copy(command: list, watched: list[Path], known: set[str]) -> tuple[
     pytest.fail("the big photo was never copied")
 
 
-def kill_mid_copy(command: list, watched: list[Path], known: set[str], total: int) -> str:
-    process, name, size = stop_mid_copy(command, watched, known)
+def kill_mid_copy(command: list, watched: list[Path], total: int) -> str:
+    process, name, size = stop_mid_copy(command, watched)
     process.kill()  # SIGKILL: no clean-up handler runs
     process.wait()
     process.stderr.close()
@@ -912,7 +912,7 @@ def test_kill_during_a_cross_filesystem_move_leaves_no_partial_photo_and_the_rer
     big = tmp_path / "photos" / BIG_NAME
     with tiny_filesystem(tmp_path / "out", "400m") as out:
         command = [KEEPTRASH, "cull", tmp_path / "photos", "--model", cull_model, "--out", out, "--move", "--no-contact-sheet"]
-        kill_mid_copy(command, [out / "keep", out / "trash"], set(), big.stat().st_size)
+        kill_mid_copy(command, [out / "keep", out / "trash"], big.stat().st_size)
         for path in sorted_files(out):
             if not path.name.startswith("."):
                 assert sha(path) in before.values(), f"{path.name} under a photo's name is not a whole photo"
@@ -935,7 +935,7 @@ def test_kill_during_a_cross_filesystem_undo_leaves_no_partial_photo_and_undo_re
         run_keeptrash("cull", photos, "--model", cull_model, "--out", out, "--move", "--no-contact-sheet")
         (journal,) = out.glob("undo-*.jsonl")
         (moved_big,) = [path for path in sorted_files(out) if path.name == BIG_NAME]
-        kill_mid_copy([KEEPTRASH, "undo", journal], [photos], set(), moved_big.stat().st_size)
+        kill_mid_copy([KEEPTRASH, "undo", journal], [photos], moved_big.stat().st_size)
         for path in photos.iterdir():
             if not path.name.startswith("."):
                 assert sha(path) in before.values(), f"{path.name} in the photo folder is not a whole photo"
@@ -952,11 +952,14 @@ def test_a_second_run_on_the_same_folders_is_refused_while_the_first_sorts(tmp_p
     photos = tmp_path / "photos"
     with tiny_filesystem(tmp_path / "out", "400m") as out:
         command = [KEEPTRASH, "cull", photos, "--model", cull_model, "--out", out, "--move", "--no-contact-sheet"]
-        first, _, _ = stop_mid_copy(command, [out / "keep", out / "trash"], set())
+        more = tmp_path / "more-photos"
+        more.mkdir()
+        shutil.copyfile(LIVEC_IMAGES / SIX_NAMES[3], more / SIX_NAMES[3])
+        first, _, _ = stop_mid_copy(command, [out / "keep", out / "trash"])
         try:
-            # The same output folder, and another output folder for the same photos: both wait for nothing and say why.
-            for other_out in (out, tmp_path / "other-out"):
-                second = run_keeptrash("cull", photos, "--model", cull_model, "--out", other_out, "--move", expect=2)
+            # Other photos into the same output folder, and the same photos into another: both refused at once.
+            for other_photos, other_out in ((more, out), (photos, tmp_path / "other-out")):
+                second = run_keeptrash("cull", other_photos, "--model", cull_model, "--out", other_out, "--move", expect=2)
                 (line,) = second.stderr.splitlines()
                 assert line.startswith("keeptrash: error: ") and "another keeptrash run" in line, line
         finally:
@@ -966,6 +969,7 @@ def test_a_second_run_on_the_same_folders_is_refused_while_the_first_sorts(tmp_p
             first.stderr.close()
         assert code == 0, errors
         assert not (tmp_path / "other-out" / "keep").exists()
+        assert_intact({more / SIX_NAMES[3]: sha(LIVEC_IMAGES / SIX_NAMES[3])})
         (journal,) = out.glob("undo-*.jsonl")
         assert sorted(sha(path) for path in sorted_files(out)) == sorted(before.values())
         assert "restored 3, already in place 0, problems 0" in run_keeptrash("undo", journal).stdout
