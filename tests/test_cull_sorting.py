@@ -4,6 +4,7 @@ Every test checks the bytes of every photo it touched against a sha256 taken bef
 and undo: a user's photo must never be modified, overwritten or deleted.
 """
 
+import errno
 import hashlib
 import itertools
 import json
@@ -1121,3 +1122,25 @@ def test_a_folder_that_cannot_be_locked_is_one_clear_error(tmp_path):
         with pytest.raises(KeeptrashError, match="another keeptrash run"):
             with exclusive_folders(tmp_path / "."):
                 pass
+
+
+def test_on_a_filesystem_without_hard_links_copies_are_renamed_into_place_and_undo_works(tmp_path, photos, monkeypatch):
+    """exFAT and FAT drives refuse hard links (EPERM): the finished copy is renamed into place without replacing."""
+
+    def refuse_hard_links(*args, **kwargs):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", refuse_hard_links)
+    before = {path: sha(path) for path in photos[:2]}
+    keep = tmp_path / "out" / "keep"
+    keep.mkdir(parents=True)
+    (keep / photos[0].name).write_bytes(b"another photo under this name")
+    assert sort_photo(photos[0], keep, "copy", before[photos[0]], None) == (keep / f"{photos[0].stem}-1.jpg", "copied")
+    journal_path = tmp_path / "out" / "undo.jsonl"
+    (moved,) = move_all(photos[1:2], [keep], journal_path)
+    assert sorted(os.listdir(keep)) == sorted([photos[0].name, f"{photos[0].stem}-1.jpg", photos[1].name])
+    assert (keep / photos[0].name).read_bytes() == b"another photo under this name"
+    assert_intact({keep / f"{photos[0].stem}-1.jpg": before[photos[0]], moved: before[photos[1]]})
+    report = undo_moves(journal_path)
+    assert (report.restored, report.problems) == (1, [])
+    assert_intact(before)
