@@ -224,11 +224,11 @@ class Context:
     def env(self) -> dict[str, str]:
         return {**os.environ, CACHE_ENV: str(self.cache)}
 
-    def mount_tmpfs(self, folder: Path, fill: bool) -> None:
-        """A 64 KiB tmpfs at folder, filled to the last byte when asked: a full disk."""
+    def mount_tmpfs(self, folder: Path, fill: bool, options: str = "size=64k") -> None:
+        """A 64 KiB tmpfs (or one with other mount options) at folder, filled to the last byte when asked: a full disk."""
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+            command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
             result = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:
             raise Skip(f"cannot run mount to make a full disk: {error}") from None
@@ -898,6 +898,176 @@ def full_disk_copy(folder: Path, ctx: Context) -> Run:
     return Run([command], folder, [photos, ctx.model])
 
 
+# --- sorting safety (issue 12): undo refuses a journal pointing outside its output, symlinked folders are not
+# followed into a move, photo-like formats are listed, no inode left is one line, a renamed output still undoes -------
+
+
+def tampered_journal(identical_from: bool):
+    """A real journal line (photos/a.jpg moved to out/keep/a.jpg), then a hand-edited one naming a file that no cull
+    sorted: victim/secret.txt, outside the output folder, to be "restored" to elsewhere/stolen.txt. With
+    identical_from, stolen.txt already holds the same bytes (old undo then deleted secret.txt as a leftover copy)."""
+
+    def build(folder: Path, ctx: Context) -> Run:
+        original, moved = folder / "photos" / "a.jpg", folder / "out" / "keep" / "a.jpg"
+        original.parent.mkdir(parents=True)
+        moved.parent.mkdir(parents=True)
+        shutil.copyfile(LIVEC_IMAGES / TRAINING_NAMES[0], moved)
+        secret, stolen = folder / "victim" / "secret.txt", folder / "elsewhere" / "stolen.txt"
+        write_input(secret, "account numbers\n")
+        if identical_from:
+            write_input(stolen, "account numbers\n")
+        records = [
+            {"from": str(original), "to": str(moved), "sha256": hashlib.sha256(moved.read_bytes()).hexdigest()},
+            {"from": str(stolen), "to": str(secret), "sha256": hashlib.sha256(secret.read_bytes()).hexdigest()},
+        ]
+        journal = folder / "out" / "undo-20240101-120000.jsonl"
+        journal.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="ascii")
+        return Run([[KEEPTRASH, "undo", str(journal)]], folder, [folder])
+
+    return build
+
+
+def journal_restoring_outside(folder: Path, ctx: Context) -> Run:
+    """A journal in today's format whose record would restore a photo to ../elsewhere, outside the culled folder."""
+    moved = folder / "out" / "keep" / "a.jpg"
+    moved.parent.mkdir(parents=True)
+    (folder / "photos").mkdir()
+    shutil.copyfile(LIVEC_IMAGES / TRAINING_NAMES[0], moved)
+    header = {"keeptrash_undo": 2, "culled": str(folder / "photos")}
+    record = {"from": "../elsewhere/a.jpg", "to": "keep/a.jpg", "sha256": hashlib.sha256(moved.read_bytes()).hexdigest()}
+    journal = folder / "out" / "undo-20240101-120000.jsonl"
+    journal.write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n", encoding="ascii")
+    return Run([[KEEPTRASH, "undo", str(journal)]], folder, [folder])
+
+
+ERROR_CASES.extend([
+    ErrorCase("undo-journal-moves-a-file-outside-the-output", tampered_journal(identical_from=False),
+              ("undo-20240101-120000.jsonl", "line 2", "outside"), in_process=True),
+    ErrorCase("undo-journal-deletes-a-file-outside-the-output", tampered_journal(identical_from=True),
+              ("undo-20240101-120000.jsonl", "line 2", "outside"), in_process=True),
+    ErrorCase("undo-journal-restores-outside-the-culled-folder", journal_restoring_outside,
+              ("undo-20240101-120000.jsonl", "line 2", "outside"), in_process=True),
+])
+
+
+def symlinked_folder_move(follow_links: bool):
+    """`cull -r --move` of a folder holding photos, photos/linkdir -> elsewhere/photos and photos/alias.jpg -> a photo
+    in elsewhere: nothing in elsewhere may move, with or without --follow-links."""
+
+    def build(folder: Path, ctx: Context) -> Run:
+        photos = library(folder)
+        elsewhere = library(folder / "elsewhere", TRAINING_NAMES[2:4])
+        (photos / "linkdir").symlink_to(elsewhere, target_is_directory=True)
+        (photos / "alias.jpg").symlink_to(elsewhere / TRAINING_NAMES[2])
+        command = [KEEPTRASH, "cull", str(photos), "-r", "--move", "--no-contact-sheet", "--model", str(ctx.model),
+                   "--out", str(folder / "out"), *(["--follow-links"] if follow_links else [])]
+        return Run([command], folder, [folder / "elsewhere", ctx.model])
+
+    return build
+
+
+def photo_like_formats(folder: Path, ctx: Context) -> Run:
+    """GIF, AVIF and BMP photos Pillow decodes, and a camera RAW file it cannot."""
+    photos = folder / "photos"
+    photos.mkdir()
+    picture = livec(TRAINING_NAMES[0])
+    for name, format in (("anim.gif", "GIF"), ("phone.avif", "AVIF"), ("scan.bmp", "BMP")):
+        (photos / name).write_bytes(encoded(picture, format))
+    (photos / "camera.cr2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(4096))
+    command = [KEEPTRASH, "cull", str(photos), "--model", str(ctx.model), "--out", str(folder / "out"), "--no-contact-sheet"]
+    return Run([command], folder, [photos, ctx.model])
+
+
+def inodes_exhausted_copy(folder: Path, ctx: Context) -> Run:
+    """--copy of 8 photos onto a tmpfs with room for 8 inodes: its root, keep/, trash/ and 5 copies; none for the CSV."""
+    photos = library(folder, TRAINING_NAMES[:8])
+    ctx.mount_tmpfs(folder / "out", fill=False, options="nr_inodes=8")
+    command = [KEEPTRASH, "cull", str(photos), "--model", str(ctx.model), "--out", str(folder / "out"), "--copy",
+               "--no-contact-sheet"]
+    return Run([command], folder, [photos, ctx.model])
+
+
+def undo_after_renaming_the_output(folder: Path, ctx: Context) -> Run:
+    """cull --move, then the user renames the output folder, then undo with the journal at its new place."""
+    photos = library(folder)
+    cull = [KEEPTRASH, "cull", str(photos), "--model", str(ctx.model), "--out", str(folder / "out"), "--move"]
+    undo = ["sh", "-c", f'exec "{KEEPTRASH}" undo "{folder}"/renamed/undo-*.jsonl']
+    return Run([cull, ["mv", str(folder / "out"), str(folder / "renamed")], undo], folder, [photos, ctx.model])
+
+
+SORTING_SAFETY_RUNS = {
+    "cull-move-symlinked-folder": (symlinked_folder_move(follow_links=False), True, False),
+    "cull-move-follow-links": (symlinked_folder_move(follow_links=True), True, False),
+    "cull-photo-like-formats": (photo_like_formats, True, False),
+    "cull-copy-no-inodes-left": (inodes_exhausted_copy, True, False),
+    "undo-after-renaming-the-output": (undo_after_renaming_the_output, True, False),
+}
+
+
+def succeeded(outcomes, run_id: str) -> Outcome:
+    outcome = finished(outcomes, run_id)
+    for result in outcome.results:
+        assert result.returncode == 0 and "Traceback" not in result.stderr, shown(result)
+    return outcome
+
+
+@pytest.mark.parametrize("run_id", ["cull-move-symlinked-folder", "cull-move-follow-links"])
+def test_cull_move_never_moves_a_photo_from_outside_the_named_folder(run_id, outcomes):
+    outcome = succeeded(outcomes, run_id)
+    assert_inputs_unchanged(outcome)  # elsewhere/: every photo and name as it was
+    folder = outcome.run.cwd
+    photos, elsewhere = folder / "photos", folder / "elsewhere" / "photos"
+    assert sorted(os.listdir(photos)) == ["linkdir"], "the photos in the named folder were to be moved"
+    (alias,) = [path for path in (folder / "out").glob("*/alias.jpg")]
+    assert alias.is_symlink() and os.readlink(alias) == str(elsewhere / TRAINING_NAMES[2]), "only the link moves"
+    table = pd.read_csv(folder / "out" / "keeptrash.csv", dtype=str, keep_default_na=False).set_index("path")
+    if run_id == "cull-move-symlinked-folder":
+        assert "not followed" in table.loc[str(photos / "linkdir"), "reason"]
+        assert not any(path.startswith(str(photos / "linkdir") + "/") for path in table.index)
+    else:
+        # linkdir/<first> is the photo alias.jpg points to, so it is listed once, as the link; the other is scored.
+        assert table.loc[str(photos / "linkdir" / TRAINING_NAMES[2]), "reason"].startswith("same file as")
+        row = table.loc[str(photos / "linkdir" / TRAINING_NAMES[3])]
+        assert row["decision"] in ("keep", "trash")
+        assert row["action"].startswith("not sorted") and "outside" in row["action"], row["action"]
+
+
+def test_cull_lists_photo_like_formats_scored_or_skipped_with_a_reason(outcomes):
+    outcome = succeeded(outcomes, "cull-photo-like-formats")
+    assert_inputs_unchanged(outcome)
+    table = pd.read_csv(outcome.run.cwd / "out" / "keeptrash.csv", dtype=str, keep_default_na=False)
+    table = table.set_index(table["path"].map(lambda path: Path(path).name))
+    assert sorted(table.index) == ["anim.gif", "camera.cr2", "phone.avif", "scan.bmp"]
+    for name in ("anim.gif", "phone.avif", "scan.bmp"):
+        assert table.loc[name, "decision"] in ("keep", "trash"), table.loc[name].to_dict()
+        assert float(table.loc[name, "width"]) == 500
+    assert table.loc["camera.cr2", "decision"] == "skipped"
+    assert "not a decodable image" in table.loc["camera.cr2", "reason"]
+
+
+def test_cull_copy_with_no_inodes_left_ends_in_one_line_and_leaves_only_whole_copies(outcomes):
+    outcome = finished(outcomes, "cull-copy-no-inodes-left")
+    assert_inputs_unchanged(outcome)
+    out = outcome.run.cwd / "out"
+    originals = {hashlib.sha256(path.read_bytes()).hexdigest() for path in (outcome.run.cwd / "photos").iterdir()}
+    left = [path for path in out.rglob("*") if path.is_file() and path.name != "keeptrash.csv"]
+    assert left and all(hashlib.sha256(path.read_bytes()).hexdigest() in originals for path in left), left
+    assert len(left) < len(originals), "the inodes were meant to run out"
+    assert not any(path.name.startswith(".") for path in left), "a temporary file was left"
+    if outcome.last.returncode != 0:
+        assert_one_line_error(outcome.last, ("keeptrash.csv", ENOSPC_TEXT))
+        return
+    # Or there was an inode left for the CSV, which records which copies failed.
+    table = pd.read_csv(out / "keeptrash.csv", dtype=str, keep_default_na=False)
+    assert (table["action"] == f"not sorted: {ENOSPC_TEXT}").sum() == len(originals) - len(left), shown(outcome.last)
+
+
+def test_undo_finds_the_photos_after_the_output_folder_was_renamed(outcomes):
+    outcome = succeeded(outcomes, "undo-after-renaming-the-output")
+    assert_inputs_unchanged(outcome)  # every photo back, byte for byte, under its own name
+    assert f"restored {len(TRAINING_NAMES[:2])}, already in place 0, problems 0" in outcome.last.stdout
+
+
 # id -> (build, needs the trained model, runs in this process)
 # The slowest first: the pool runs them in this order.
 RUNS: dict[str, tuple[Callable[[Path, Context], Run], bool, bool]] = {
@@ -905,6 +1075,7 @@ RUNS: dict[str, tuple[Callable[[Path, Context], Run], bool, bool]] = {
     "cull-folder": (cull_folder_run(file_loop=False), True, False),
     "disk-full-cull-copy": (full_disk_copy, True, False),
     "cull-symlink-loop-file": (cull_folder_run(file_loop=True), True, False),
+    **SORTING_SAFETY_RUNS,
     **{case.id: (case.build, case.needs_model, case.in_process) for case in ERROR_CASES},
 }
 

@@ -177,12 +177,20 @@ def test_scan_scores_a_file_reached_twice_once(tmp_path):
     (photos / "b.jpg").symlink_to(photos / "a.jpg")
     os.link(photos / "a.jpg", photos / "c.jpg")
     (tmp_path / "alias").symlink_to(photos)
-    scan = scan_folder(tmp_path, recursive=True)
+    scan = scan_folder(tmp_path, recursive=True, follow_links=True)
     assert scan.photos == [tmp_path / "alias" / "a.jpg"]
     assert scan.skipped == [
         (tmp_path / "alias" / "b.jpg", f"same file as {tmp_path / 'alias' / 'a.jpg'}"),
         (tmp_path / "alias" / "c.jpg", f"same file as {tmp_path / 'alias' / 'a.jpg'}"),
         (photos, f"already scanned as {tmp_path / 'alias'}"),
+    ]
+    # Without follow_links the symlinked folder is reported, not entered, and the photo is found where it lies.
+    scan = scan_folder(tmp_path, recursive=True)
+    assert scan.photos == [photos / "a.jpg"]
+    assert scan.skipped == [
+        (tmp_path / "alias", "symlinked folder not followed: pass --follow-links to score the photos in it"),
+        (photos / "b.jpg", f"same file as {photos / 'a.jpg'}"),
+        (photos / "c.jpg", f"same file as {photos / 'a.jpg'}"),
     ]
 
 

@@ -4,22 +4,37 @@ Every test checks the bytes of every photo it touched against a sha256 taken bef
 and undo: a user's photo must never be modified, overwritten or deleted.
 """
 
+import errno
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import LIVEC_IMAGES
+from conftest import LIVEC_IMAGES, tiny_filesystem, train_livec_model
 from keeptrash.images import file_digest
-from keeptrash.cull.sorting import UndoJournal, candidate_paths, read_journal, sort_photo, undo_moves
+from keeptrash.cull.sorting import (
+    PARTIAL_SUFFIX,
+    SortRefused,
+    UndoJournal,
+    candidate_paths,
+    exclusive_folders,
+    read_journal,
+    remove_stale_partials,
+    sort_photo,
+    undo_moves,
+)
 from keeptrash.errors import KeeptrashError
+from keeptrash.features.store import CACHE_ENV
 
 # The first six real LIVE-C photos by name (all 500x500 RGB JPEGs, all different).
 SIX_NAMES = tuple(sorted(path.name for path in LIVEC_IMAGES.iterdir() if path.suffix == ".jpg")[:6])
@@ -76,21 +91,23 @@ def snapshot(root: Path) -> dict[bytes, tuple]:
 
 
 def journal_entries(path: Path) -> list[dict]:
+    """The records of a journal as written (paths relative to the culled folder and to the journal's), no headers."""
     data = path.read_bytes()
     assert data.isascii()
-    return [json.loads(line) for line in data.decode("ascii").splitlines()]
+    return [entry for entry in map(json.loads, data.decode("ascii").splitlines()) if "keeptrash_undo" not in entry]
 
 
 def journal_of(tmp_path: Path, source: Path, moved: Path, digest: str) -> UndoJournal:
     """A journal holding one move, written as sort_photo writes it, whatever state the files are in."""
-    journal = UndoJournal(tmp_path / "undo.jsonl")
+    journal = UndoJournal(tmp_path / "undo.jsonl", source.parent)
     journal.record(source, moved, digest)
     journal.close()
     return journal
 
 
 def move_all(sources: list[Path], folders: list[Path], journal_path: Path) -> list[Path]:
-    journal = UndoJournal(journal_path)
+    """Move each source into its folder as `keeptrash cull --move` of the sources' common folder does."""
+    journal = UndoJournal(journal_path, Path(os.path.commonpath([source.parent for source in sources])))
     try:
         moved = []
         for source, folder in zip(sources, folders):
@@ -217,10 +234,10 @@ def test_link_across_filesystems_is_a_symlink_to_the_absolute_source(tmp_path, s
 # --- move ----------------------------------------------------------------------------------------
 
 
-def test_move_on_same_filesystem_removes_source_and_journals_absolute_paths(tmp_path, photos, monkeypatch):
+def test_move_on_same_filesystem_removes_source_and_journals_relative_paths(tmp_path, photos, monkeypatch):
     before = {path: (sha(path), path.stat().st_ino) for path in photos}
-    monkeypatch.chdir(tmp_path)  # relative paths in, absolute paths in the journal
-    journal = UndoJournal(Path("out") / "undo.jsonl")
+    monkeypatch.chdir(tmp_path)  # paths relative to the working folder in; to the culled folder and journal's out
+    journal = UndoJournal(Path("out") / "undo.jsonl", Path("photos"))
     try:
         for number, source in enumerate(photos):
             folder = Path("out") / ("keep" if number % 2 else "trash")
@@ -229,7 +246,7 @@ def test_move_on_same_filesystem_removes_source_and_journals_absolute_paths(tmp_
             assert (where, action) == (folder / source.name, "moved")
             # On disk before the journal is closed: the line is written before the photo leaves its folder.
             entries = journal_entries(tmp_path / "out" / "undo.jsonl")
-            assert entries[-1] == {"from": str(source), "to": str(tmp_path / where), "sha256": before[source][0]}
+            assert entries[-1] == {"from": source.name, "to": str(where.relative_to("out")), "sha256": before[source][0]}
             assert len(entries) == number + 1
     finally:
         journal.close()
@@ -255,17 +272,17 @@ def test_move_across_filesystems_copies_verifies_and_removes_source(tmp_path, sh
         assert where.stat().st_dev != shm_dir.stat().st_dev
         assert sha(where) == before[source]
         assert where.stat().st_mtime_ns == OLD_MTIME_NS
-    assert journal_entries(journal_path) == [
-        {"from": str(source), "to": str(where), "sha256": before[source]} for source, where in zip(sources, moved)
+    assert read_journal(journal_path) == [
+        {"from": source, "to": where, "sha256": before[source]} for source, where in zip(sources, moved)
     ]
     assert os.listdir(shm_dir) == []
 
 
 def test_journal_appends_to_an_existing_file_and_creates_its_folder(tmp_path, photos):
     journal_path = tmp_path / "new" / "folder" / "undo.jsonl"
-    move_all(photos[:2], [tmp_path / "keep"] * 2, journal_path)
-    move_all(photos[2:3], [tmp_path / "trash"], journal_path)
-    assert [entry["from"] for entry in journal_entries(journal_path)] == [str(path) for path in photos[:3]]
+    move_all(photos[:2], [journal_path.parent / "keep"] * 2, journal_path)
+    move_all(photos[2:3], [journal_path.parent / "trash"], journal_path)
+    assert [entry["from"] for entry in read_journal(journal_path)] == photos[:3]
 
 
 # --- name clashes --------------------------------------------------------------------------------
@@ -279,7 +296,7 @@ def test_same_name_from_two_folders_gets_a_numbered_name(tmp_path, mode):
         shutil.copyfile(LIVEC_IMAGES / name, path)
     digests = {first: sha(first), second: sha(second)}
     assert digests[first] != digests[second]
-    journal = UndoJournal(tmp_path / "undo.jsonl") if mode == "move" else None
+    journal = UndoJournal(tmp_path / "undo.jsonl", tmp_path) if mode == "move" else None
     keep = tmp_path / "keep"
     assert sort_photo(first, keep, mode, digests[first], journal)[0] == keep / "IMG.jpg"
     assert sort_photo(second, keep, mode, digests[second], journal)[0] == keep / "IMG-1.jpg"
@@ -307,7 +324,7 @@ def test_existing_unrelated_files_at_the_destination_are_never_overwritten(tmp_p
     (keep / f"{source.stem}-2{source.suffix}").mkdir()  # a folder under the next name
     others = {taken: sha(taken), taken_too: sha(taken_too)}
     mtimes = {path: path.stat().st_mtime_ns for path in others}
-    journal = UndoJournal(tmp_path / "undo.jsonl") if mode == "move" else None
+    journal = UndoJournal(tmp_path / "undo.jsonl", source.parent) if mode == "move" else None
     where, action = sort_photo(source, keep, mode, digest, journal)
     if journal:
         journal.close()
@@ -366,7 +383,7 @@ def test_move_never_treats_an_identical_existing_file_as_already_there(tmp_path,
     assert where == keep / f"{source.stem}-1.jpg"
     assert not os.path.lexists(source)
     assert_intact({earlier_copy: digest, where: digest})
-    assert journal_entries(journal_path) == [{"from": str(source), "to": str(where), "sha256": digest}]
+    assert read_journal(journal_path) == [{"from": source, "to": where, "sha256": digest}]
     report = undo_moves(journal_path)
     assert (report.restored, report.already_restored, report.problems) == (1, 0, [])
     assert_intact({source: digest, earlier_copy: digest})
@@ -565,10 +582,10 @@ def test_garbage_journal_line_is_an_error_naming_its_line_and_moves_nothing(tmp_
     journal_path = tmp_path / "undo.jsonl"
     moved = move_all(photos[:2], [tmp_path / "keep"] * 2, journal_path)
     with journal_path.open("a", encoding="ascii") as handle:
-        handle.write("\n" + garbage + "\n")  # line 3 is blank, line 4 is the garbage
-    with pytest.raises(KeeptrashError, match=r"line 4\b"):
+        handle.write("\n" + garbage + "\n")  # after the header and two records, line 4 is blank, line 5 the garbage
+    with pytest.raises(KeeptrashError, match=r"line 5\b"):
         undo_moves(journal_path)
-    with pytest.raises(KeeptrashError, match=r"line 4\b"):
+    with pytest.raises(KeeptrashError, match=r"line 5\b"):
         read_journal(journal_path)
     assert_intact(dict(zip(moved, before.values())))
     assert not any(os.path.lexists(path) for path in photos[:2])
@@ -613,9 +630,9 @@ def test_any_file_name_survives_move_and_undo_exactly(tmp_path, request, across_
     raw = journal_path.read_bytes()
     assert raw.isascii()
     assert rb"\udcff" in raw and rb"\udce9" in raw
-    assert raw.count(b"\n") == len(sources)  # the newline and U+2028 in names are escaped
-    assert [entry["from"] for entry in journal_entries(journal_path)] == [str(path) for path in sources]
-    assert [entry["sha256"] for entry in journal_entries(journal_path)] == list(before.values())
+    assert raw.count(b"\n") == 1 + len(sources)  # a header, then one line per photo: newlines in names are escaped
+    assert [entry["from"] for entry in read_journal(journal_path)] == sources
+    assert [entry["sha256"] for entry in read_journal(journal_path)] == list(before.values())
     report = undo_moves(journal_path)
     assert (report.restored, report.already_restored, report.problems) == (len(sources), 0, [])
     assert sorted(os.listdir(os.fsencode(folder))) == names_before
@@ -815,7 +832,7 @@ def read_only_photos(tmp_path, photos):
 def test_a_photo_that_cannot_leave_a_read_only_folder_is_not_duplicated(tmp_path, read_only_photos):
     source = read_only_photos[0]
     digest = sha(source)
-    journal = UndoJournal(tmp_path / "undo.jsonl")
+    journal = UndoJournal(tmp_path / "undo.jsonl", source.parent)
     with pytest.raises(OSError):
         sort_photo(source, tmp_path / "keep", "move", digest, journal)
     journal.close()
@@ -823,3 +840,307 @@ def test_a_photo_that_cannot_leave_a_read_only_folder_is_not_duplicated(tmp_path
     assert_intact({source: digest})
     report = undo_moves(journal.path)
     assert (report.restored, report.already_restored, report.problems) == (0, 1, [])
+
+
+# --- interrupted and concurrent runs (issue 12): real processes, a real SIGKILL, a real second filesystem -------------
+
+KEEPTRASH = str(Path(sys.executable).parent / "keeptrash")
+BIG_NAME = "big0.tif"
+
+
+@pytest.fixture(scope="module")
+def cull_model(tmp_path_factory) -> Path:
+    """A tiny model made the way the train stage makes one, with a feature cache the `keeptrash` processes share."""
+    cache = tmp_path_factory.mktemp("feature-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(cache))
+        yield train_livec_model(10, 20, cache, tmp_path_factory.mktemp("model") / "model.cbm")
+
+
+def run_keeptrash(*args, expect: int = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run([KEEPTRASH, *map(str, args)], capture_output=True, text=True, errors="replace", timeout=300)
+    assert result.returncode == expect, f"keeptrash {args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def library_with_a_big_photo(folder: Path) -> dict[Path, str]:
+    """Two real photos and a 108 MB uncompressed TIFF of a real photo (6000 x 6000): big enough to kill mid-copy."""
+    folder.mkdir()
+    for name in SIX_NAMES[:2]:
+        shutil.copyfile(LIVEC_IMAGES / name, folder / name)
+    with Image.open(LIVEC_IMAGES / SIX_NAMES[2]) as image:
+        image.convert("RGB").resize((6000, 6000)).save(folder / BIG_NAME)
+    return {path: sha(path) for path in folder.iterdir()}
+
+
+def stop_mid_copy(command: list, watched: list[Path]) -> tuple[subprocess.Popen, str, int]:
+    """Start command and SIGSTOP it as soon as a file about the big photo (a copy of it) in `watched` has some bytes.
+
+    Returns the stopped process, the file's name and its size at that moment.
+    """
+    process = subprocess.Popen([*map(str, command)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for folder in watched:
+            for entry in os.scandir(folder) if folder.is_dir() else ():
+                if "big0" in entry.name and entry.is_file(follow_symlinks=False):
+                    if entry.stat().st_size > 0:
+                        process.send_signal(signal.SIGSTOP)
+                        return process, entry.name, os.stat(entry.path).st_size
+        if process.poll() is not None:
+            pytest.fail(f"{command} ended before the big photo was copied: {process.stderr.read()}")
+        time.sleep(0.0005)
+    process.kill()
+    pytest.fail("the big photo was never copied")
+
+
+def kill_mid_copy(command: list, watched: list[Path], total: int) -> str:
+    process, name, size = stop_mid_copy(command, watched)
+    process.kill()  # SIGKILL: no clean-up handler runs
+    process.wait()
+    process.stderr.close()
+    assert size < total, f"the kill was meant to land mid-copy ({name} already had all {total} bytes)"
+    return name
+
+
+def sorted_files(out: Path) -> list[Path]:
+    return sorted(path for folder in (out / "keep", out / "trash") if folder.is_dir() for path in folder.iterdir())
+
+
+def test_kill_during_a_cross_filesystem_move_leaves_no_partial_photo_and_the_rerun_finishes(tmp_path, cull_model):
+    before = library_with_a_big_photo(tmp_path / "photos")
+    big = tmp_path / "photos" / BIG_NAME
+    with tiny_filesystem(tmp_path / "out", "400m") as out:
+        command = [KEEPTRASH, "cull", tmp_path / "photos", "--model", cull_model, "--out", out, "--move", "--no-contact-sheet"]
+        kill_mid_copy(command, [out / "keep", out / "trash"], big.stat().st_size)
+        for path in sorted_files(out):
+            if not path.name.startswith("."):
+                assert sha(path) in before.values(), f"{path.name} under a photo's name is not a whole photo"
+        assert_intact({big: before[big]})  # killed before the original could go
+        run_keeptrash(*command[1:])  # the rerun (also: the killed run's lock died with it)
+        assert [path.name for path in sorted_files(out) if "big0" in path.name] == [BIG_NAME], "partial or duplicate left"
+        assert not any(path.name.startswith(".") for path in sorted_files(out)), "a temporary file was left"
+        assert os.listdir(tmp_path / "photos") == []
+        assert sorted(sha(path) for path in sorted_files(out)) == sorted(before.values())
+        for journal in sorted(out.glob("undo-*.jsonl"), reverse=True):
+            run_keeptrash("undo", journal)
+        assert_intact(before)
+        assert sorted_files(out) == []
+
+
+def test_kill_during_a_cross_filesystem_undo_leaves_no_partial_photo_and_undo_resumes(tmp_path, cull_model):
+    before = library_with_a_big_photo(tmp_path / "photos")
+    photos = tmp_path / "photos"
+    with tiny_filesystem(tmp_path / "out", "400m") as out:
+        run_keeptrash("cull", photos, "--model", cull_model, "--out", out, "--move", "--no-contact-sheet")
+        (journal,) = out.glob("undo-*.jsonl")
+        (moved_big,) = [path for path in sorted_files(out) if path.name == BIG_NAME]
+        kill_mid_copy([KEEPTRASH, "undo", journal], [photos], moved_big.stat().st_size)
+        for path in photos.iterdir():
+            if not path.name.startswith("."):
+                assert sha(path) in before.values(), f"{path.name} in the photo folder is not a whole photo"
+        assert_intact({moved_big: before[photos / BIG_NAME]})
+        result = run_keeptrash("undo", journal)
+        assert "problems 0" in result.stdout
+        assert_intact(before)
+        assert sorted(os.listdir(photos)) == sorted(path.name for path in before), "a temporary file was left"
+        assert sorted_files(out) == []
+
+
+def test_a_second_run_on_the_same_folders_is_refused_while_the_first_sorts(tmp_path, cull_model):
+    before = library_with_a_big_photo(tmp_path / "photos")
+    photos = tmp_path / "photos"
+    with tiny_filesystem(tmp_path / "out", "400m") as out:
+        command = [KEEPTRASH, "cull", photos, "--model", cull_model, "--out", out, "--move", "--no-contact-sheet"]
+        more = tmp_path / "more-photos"
+        more.mkdir()
+        shutil.copyfile(LIVEC_IMAGES / SIX_NAMES[3], more / SIX_NAMES[3])
+        first, _, _ = stop_mid_copy(command, [out / "keep", out / "trash"])
+        try:
+            # Other photos into the same output folder, and the same photos into another: both refused at once.
+            for other_photos, other_out in ((more, out), (photos, tmp_path / "other-out")):
+                second = run_keeptrash("cull", other_photos, "--model", cull_model, "--out", other_out, "--move", expect=2)
+                (line,) = second.stderr.splitlines()
+                assert line.startswith("keeptrash: error: ") and "another keeptrash run" in line, line
+        finally:
+            first.send_signal(signal.SIGCONT)
+            code = first.wait(timeout=240)
+            errors = first.stderr.read()
+            first.stderr.close()
+        assert code == 0, errors
+        assert not (tmp_path / "other-out" / "keep").exists()
+        assert_intact({more / SIX_NAMES[3]: sha(LIVEC_IMAGES / SIX_NAMES[3])})
+        (journal,) = out.glob("undo-*.jsonl")
+        assert sorted(sha(path) for path in sorted_files(out)) == sorted(before.values())
+        assert "restored 3, already in place 0, problems 0" in run_keeptrash("undo", journal).stdout
+        assert_intact(before)
+        assert sorted_files(out) == []
+
+
+def partial_name(name: str, digest: str) -> str:
+    """The name sorting gives its temporary copy of a photo (named after the photo and its sha256)."""
+    return f".{name}.{digest[:16]}{PARTIAL_SUFFIX}"
+
+
+def test_a_partial_copy_a_killed_run_left_is_resumed_and_only_keeptrash_temporaries_are_cleaned(tmp_path, shm_dir):
+    (source,) = shm_photos(shm_dir, 1)
+    digest = sha(source)
+    out = tmp_path / "out"
+    keep = out / "keep"
+    keep.mkdir(parents=True)
+    data = source.read_bytes()
+    partial = keep / partial_name(source.name, digest)
+    partial.write_bytes(data[: len(data) // 2])  # what a kill mid-copy leaves
+    resumed_inode = partial.stat().st_ino
+    stale = keep / partial_name("since-deleted.jpg", "0" * 64)
+    stale.write_bytes(b"the first half of a photo the user deleted since")
+    strangers = {keep / "notes.keeptrash-partial": b"mine", keep / ".hidden.jpg": b"mine too", keep / "a.jpg": b"photo"}
+    for path, content in strangers.items():
+        path.write_bytes(content)
+    assert sort_photo(source, keep, "copy", digest, None) == (keep / source.name, "copied")
+    assert (keep / source.name).stat().st_ino == resumed_inode, "the partial copy was not resumed"
+    assert_intact({keep / source.name: digest, source: digest})
+    assert not partial.exists()
+    remove_stale_partials(out)
+    assert not stale.exists()
+    assert {path: path.read_bytes() for path in strangers} == strangers
+
+
+def test_a_partial_copy_with_wrong_bytes_is_not_trusted(tmp_path, shm_dir):
+    (source,) = shm_photos(shm_dir, 1)
+    digest = sha(source)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / partial_name(source.name, digest)).write_bytes(b"\0" * 70_000)  # e.g. zeros after a power cut
+    journal = UndoJournal(tmp_path / "undo.jsonl", shm_dir)
+    assert sort_photo(source, keep, "move", digest, journal) == (keep / source.name, "moved")
+    journal.close()
+    assert_intact({keep / source.name: digest})
+    assert sorted(os.listdir(keep)) == [source.name]
+
+
+@pytest.mark.parametrize("across_filesystems", [False, True], ids=["same-filesystem", "across-filesystems"])
+def test_a_photo_changed_after_scoring_is_journaled_as_moved_and_undo_restores_it(tmp_path, request, across_filesystems):
+    folder = request.getfixturevalue("shm_dir") if across_filesystems else tmp_path / "photos"
+    folder.mkdir(exist_ok=True)
+    source = folder / SIX_NAMES[0]
+    shutil.copyfile(LIVEC_IMAGES / SIX_NAMES[0], source)
+    scored = sha(source)
+    with source.open("ab") as handle:  # a sync tool or editor appends between scoring and sorting
+        handle.write(b"appended after scoring")
+    moved_bytes = sha(source)
+    journal_path = tmp_path / "out" / "undo.jsonl"
+    journal = UndoJournal(journal_path, folder)
+    where, action = sort_photo(source, tmp_path / "out" / "keep", "move", scored, journal)
+    journal.close()
+    assert action == "moved (its bytes changed after scoring)"
+    assert read_journal(journal_path) == [{"from": source, "to": where, "sha256": moved_bytes}]
+    report = undo_moves(journal_path)
+    assert (report.restored, report.problems) == (1, [])
+    assert_intact({source: moved_bytes})
+
+
+def test_undo_finds_the_photos_beside_a_journal_whose_output_folder_was_renamed(tmp_path, photos):
+    before, journal_path = clashing_moves(tmp_path, photos)
+    (tmp_path / "out").rename(tmp_path / "culled 2024")
+    report = undo_moves(tmp_path / "culled 2024" / journal_path.name)
+    assert (report.restored, report.already_restored, report.problems) == (len(before), 0, [])
+    assert_intact(before)
+    assert files_in(tmp_path / "culled 2024" / "keep") == files_in(tmp_path / "culled 2024" / "trash") == []
+
+
+def test_undo_still_reads_a_journal_of_absolute_paths(tmp_path, photos):
+    """Journals written before paths became relative: one absolute (from, to, sha256) line per photo."""
+    digest = sha(photos[0])
+    moved = tmp_path / "out" / "keep" / photos[0].name
+    moved.parent.mkdir(parents=True)
+    photos[0].rename(moved)
+    journal_path = tmp_path / "out" / "undo-20240101-120000.jsonl"
+    journal_path.write_text(json.dumps({"from": str(photos[0]), "to": str(moved), "sha256": digest}) + "\n", encoding="ascii")
+    report = undo_moves(journal_path)
+    assert (report.restored, report.problems) == (1, [])
+    assert_intact({photos[0]: digest})
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"from": "a.jpg", "to": "../elsewhere/a.jpg"},
+        {"from": "a.jpg", "to": "notes/a.jpg"},
+        {"from": "../elsewhere/a.jpg", "to": "keep/a.jpg"},
+        {"from": "/etc/a.jpg", "to": "keep/a.jpg"},
+        {"from": "a.jpg", "to": "/tmp/a.jpg"},
+    ],
+    ids=["to-leaves-the-output", "to-not-in-keep-or-trash", "from-leaves-the-culled-folder", "from-absolute", "to-absolute"],
+)
+def test_undo_refuses_a_journal_pointing_outside_what_cull_sorted_before_moving_anything(tmp_path, photos, record):
+    before = {path: sha(path) for path in photos[:2]}
+    journal_path = tmp_path / "out" / "undo.jsonl"
+    moved = move_all(photos[:2], [tmp_path / "out" / "keep"] * 2, journal_path)
+    with journal_path.open("a", encoding="ascii") as handle:
+        handle.write(json.dumps({**record, "sha256": before[photos[0]]}) + "\n")
+    with pytest.raises(KeeptrashError, match=r"line 4\b.*outside"):
+        undo_moves(journal_path)
+    assert_intact(dict(zip(moved, before.values())))
+
+
+def test_undo_refuses_a_keep_folder_that_was_replaced_by_a_symlink_to_elsewhere(tmp_path, photos):
+    digest = sha(photos[0])
+    journal_path = tmp_path / "out" / "undo.jsonl"
+    (moved,) = move_all(photos[:1], [tmp_path / "out" / "keep"], journal_path)
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "out" / "keep").rename(elsewhere)
+    (tmp_path / "out" / "keep").symlink_to(elsewhere)
+    with pytest.raises(KeeptrashError, match="outside"):
+        undo_moves(journal_path)
+    assert_intact({elsewhere / moved.name: digest})
+
+
+def test_cull_move_refuses_a_photo_whose_folder_lies_outside_the_culled_folder(tmp_path, photos):
+    """Reached through a symlinked folder (cull --follow-links): scored, never moved; a symlinked file's link moves."""
+    culled = tmp_path / "culled"
+    culled.mkdir()
+    (culled / "linkdir").symlink_to(photos[0].parent)
+    (culled / "alias.jpg").symlink_to(photos[1])
+    before = {path: sha(path) for path in photos}
+    journal = UndoJournal(tmp_path / "out" / "undo.jsonl", culled)
+    with pytest.raises(SortRefused, match="outside"):
+        sort_photo(culled / "linkdir" / photos[0].name, tmp_path / "out" / "keep", "move", before[photos[0]], journal)
+    where, action = sort_photo(culled / "alias.jpg", tmp_path / "out" / "keep", "move", before[photos[1]], journal)
+    journal.close()
+    assert action == "moved" and where.is_symlink() and os.readlink(where) == str(photos[1])
+    assert_intact(before)
+    assert journal.moves == 1
+
+
+def test_a_folder_that_cannot_be_locked_is_one_clear_error(tmp_path):
+    with pytest.raises(KeeptrashError, match="gone: cannot open the folder to lock it"):
+        with exclusive_folders(tmp_path, tmp_path / "gone"):
+            pass
+    with exclusive_folders(tmp_path):  # the first lock was let go
+        with pytest.raises(KeeptrashError, match="another keeptrash run"):
+            with exclusive_folders(tmp_path / "."):
+                pass
+
+
+def test_on_a_filesystem_without_hard_links_copies_are_renamed_into_place_and_undo_works(tmp_path, photos, monkeypatch):
+    """exFAT and FAT drives refuse hard links (EPERM): the finished copy is renamed into place without replacing."""
+
+    def refuse_hard_links(*args, **kwargs):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", refuse_hard_links)
+    before = {path: sha(path) for path in photos[:2]}
+    keep = tmp_path / "out" / "keep"
+    keep.mkdir(parents=True)
+    (keep / photos[0].name).write_bytes(b"another photo under this name")
+    assert sort_photo(photos[0], keep, "copy", before[photos[0]], None) == (keep / f"{photos[0].stem}-1.jpg", "copied")
+    journal_path = tmp_path / "out" / "undo.jsonl"
+    (moved,) = move_all(photos[1:2], [keep], journal_path)
+    assert sorted(os.listdir(keep)) == sorted([photos[0].name, f"{photos[0].stem}-1.jpg", photos[1].name])
+    assert (keep / photos[0].name).read_bytes() == b"another photo under this name"
+    assert_intact({keep / f"{photos[0].stem}-1.jpg": before[photos[0]], moved: before[photos[1]]})
+    report = undo_moves(journal_path)
+    assert (report.restored, report.problems) == (1, [])
+    assert_intact(before)

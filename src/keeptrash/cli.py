@@ -1,21 +1,29 @@
 """The `keeptrash` command: cull a photo folder with a trained model, and undo a move."""
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from keeptrash import paths
+from keeptrash.cull import KEEP, TRASH
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
 from keeptrash.cull.scan import scan_folder
-from keeptrash.cull.scoring import KEEP, TRASH, load_scoring_model, score_photos
-from keeptrash.cull.sorting import MODES, UndoJournal, sort_photo, undo_moves
+from keeptrash.cull.sorting import (
+    MODES,
+    SortRefused,
+    exclusive_folders,
+    new_journal,
+    remove_stale_partials,
+    sort_photo,
+    undo_moves,
+)
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import atomic_write, write_csv
@@ -57,10 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score every photo in FOLDER and write a CSV and an HTML contact sheet to --out. "
         "Nothing is copied, linked or moved unless asked; nothing is ever deleted or overwritten.",
     )
-    cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC)")
+    cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC; GIF, AVIF, RAW ... are listed too)")
     cull.add_argument("--model", type=Path, default=paths.MODEL, help=f"model from the train stage (default {paths.MODEL})")
     cull.add_argument("--out", type=Path, help="output folder for keep/, trash/, the CSV and contact sheet (default FOLDER-keeptrash)")
     cull.add_argument("-r", "--recursive", action="store_true", help="also score photos in subfolders")
+    cull.add_argument(
+        "--follow-links", action="store_true",
+        help="with -r, also enter symlinked folders (photos whose real folder lies outside FOLDER are scored, never moved)",
+    )
     cull.add_argument("--threshold", type=_probability, help="keep when P(keep) >= this (default: chosen on validation, stored in the model)")
     sort_mode = cull.add_mutually_exclusive_group()
     for mode in MODES:
@@ -78,20 +90,27 @@ def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in counts.most_common())
 
 
-def sort_scored(scores: pd.DataFrame, out: Path, mode: str) -> Path | None:
-    """Sort every scored photo into out/keep or out/trash, filling sorted_to and action; returns the undo journal of a move."""
-    journal = UndoJournal(out / f"undo-{datetime.now():%Y%m%d-%H%M%S}.jsonl") if mode == "move" else None
+def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Path | None:
+    """Sort every scored photo of folder into out/keep or out/trash, filling sorted_to and action; returns the undo
+    journal of a move. The caller holds the lock on folder and out."""
+    try:
+        journal = new_journal(out, folder) if mode == "move" else None
+    except OSError as error:
+        raise KeeptrashError(f"{printable(out)}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
     try:
         for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
             try:
                 where, action = sort_photo(row["path"], out / row["decision"], mode, row["sha256"], journal)
+            except SortRefused as refusal:
+                where, action = "", f"not sorted: {refusal}"
             except OSError as error:
                 where, action = "", f"not sorted: {error.strerror or error}"
             scores.loc[index, ["sorted_to", "action"]] = [printable(where), printable(action)]
     finally:
         if journal:
             journal.close()
-    if journal and journal.path.stat().st_size == 0:
+    remove_stale_partials(out)
+    if journal and journal.moves == 0:
         journal.path.unlink()  # nothing was moved: an empty journal would only confuse
         return None
     return journal.path if journal else None
@@ -118,6 +137,9 @@ def prepare_output(out: Path) -> None:
 
 
 def cull(args: argparse.Namespace) -> None:
+    # Imported here, not at the top: scoring loads torch and CatBoost, seconds that `keeptrash undo` need not wait.
+    from keeptrash.cull.scoring import load_scoring_model, score_photos
+
     folder = args.folder
     out = args.out or folder.resolve().parent / f"{folder.resolve().name}-keeptrash"
     model = load_scoring_model(args.model, batch_size=args.batch_size)
@@ -126,38 +148,40 @@ def cull(args: argparse.Namespace) -> None:
     if not folder.is_dir():
         raise KeeptrashError(f"{printable(folder)}: not a folder; pass the folder of photos to cull")
     prepare_output(out)
-    started = time.perf_counter()
-    # Never score what an earlier run sorted, even when --out is the photo folder itself.
-    scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH))
-    scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
-    skipped = scan.skipped + failed
-    scoring_seconds = time.perf_counter() - started
-    if args.contact_sheet:
-        # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
-        page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels)
-        atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
-    scores = scores.assign(sorted_to="", action="")
-    journal = sort_scored(scores, out, args.mode) if args.mode else None
-    table = results_table(scores, skipped)
-    write_csv(out / CSV_NAME, table)
-    seconds = time.perf_counter() - started
-    kept = int((scores["decision"] == KEEP).sum())
-    scanned = len(scan.photos) + len(scan.skipped)
-    print(
-        f"cull: scanned {scanned}, keep {kept}, trash {len(scores) - kept}, skipped {len(skipped)}"
-        + (f" ({_skip_summary(skipped)})" if skipped else "")
-        + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
-    )
-    print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
-    if not args.mode:
-        review = "review the contact sheet, then " if args.contact_sheet else ""
-        print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
-        return
-    actions = Counter(scores["action"])
-    done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
-    print(f"cull: into {printable(out)}/keep and /trash: {done}")
-    if journal:
-        print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
+    # A second run sorting the same photos or into the same output waits for nothing: it is refused in one line.
+    with exclusive_folders(folder, out) if args.mode else contextlib.nullcontext():
+        started = time.perf_counter()
+        # Never score what an earlier run sorted, even when --out is the photo folder itself.
+        scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH), follow_links=args.follow_links)
+        scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
+        skipped = scan.skipped + failed
+        scoring_seconds = time.perf_counter() - started
+        if args.contact_sheet:
+            # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
+            page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels)
+            atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
+        scores = scores.assign(sorted_to="", action="")
+        journal = sort_scored(scores, folder, out, args.mode) if args.mode else None
+        table = results_table(scores, skipped)
+        write_csv(out / CSV_NAME, table)
+        seconds = time.perf_counter() - started
+        kept = int((scores["decision"] == KEEP).sum())
+        scanned = len(scan.photos) + len(scan.skipped)
+        print(
+            f"cull: scanned {scanned}, keep {kept}, trash {len(scores) - kept}, skipped {len(skipped)}"
+            + (f" ({_skip_summary(skipped)})" if skipped else "")
+            + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
+        )
+        print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
+        if not args.mode:
+            review = "review the contact sheet, then " if args.contact_sheet else ""
+            print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
+            return
+        actions = Counter(scores["action"])
+        done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
+        print(f"cull: into {printable(out)}/keep and /trash: {done}")
+        if journal:
+            print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
 
 
 def undo(args: argparse.Namespace) -> None:

@@ -25,18 +25,21 @@ def _json_safe(value: Any) -> Any:
 
 def atomic_write(path: Path, write) -> None:
     """Call write(temp_path), then rename the finished file over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temp = None
     try:
-        write(Path(temp_name))
-        os.replace(temp_name, path)
+        # Creating the folder or the temporary file fails too on a full disk or one out of inodes.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        temp = Path(temp_name)
+        write(temp)
+        os.replace(temp, path)
+        temp = None
     except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
         raise KeeptrashError(f"{path}: cannot write ({error.strerror}); free disk space or fix permissions") from None
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, value: Any) -> None:

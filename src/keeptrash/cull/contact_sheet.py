@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.cull.scoring import KEEP, TRASH
+from keeptrash.cull import KEEP, TRASH
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 
 THUMBNAIL_SIDE = 240

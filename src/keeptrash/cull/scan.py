@@ -8,6 +8,13 @@ from pathlib import Path
 from keeptrash.errors import KeeptrashError
 from keeptrash.images import IMAGE_SUFFIXES
 
+# Formats people keep photos in beyond those the pipeline trains on: listed, and scored when Pillow decodes them
+# (GIF, AVIF, BMP, JPEG 2000, ...), else skipped with the reason (camera RAW files), never silently left out.
+PHOTO_SUFFIXES = IMAGE_SUFFIXES | {
+    ".gif", ".avif", ".bmp", ".jfif", ".jpe", ".jp2", ".jxl", ".psd",
+    ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef",
+}
+
 
 @dataclass
 class ScanResult:
@@ -32,10 +39,11 @@ def _is_folder(entry: os.DirEntry) -> bool | None:
         return None
 
 
-def scan_folder(root: Path, recursive: bool, exclude: tuple[Path, ...] = ()) -> ScanResult:
-    """Image files (by suffix) in `root`, and below it when recursive, in a stable order.
+def scan_folder(root: Path, recursive: bool, exclude: tuple[Path, ...] = (), follow_links: bool = False) -> ScanResult:
+    """Photo files (by suffix) in `root`, and below it when recursive, in a stable order.
 
-    Symlinks are followed, but a folder is entered once (a link back to an ancestor is reported
+    Symlinked files are listed (a move moves the link, not the photo). Symlinked folders are reported, not
+    entered, unless follow_links; then a folder is entered once (a link back to an ancestor is reported
     as a loop, not followed) and a file reached by two routes is scored once. Hidden entries, such as
     macOS's ._IMG_0001.JPG resource forks, are not photos and are passed over. `exclude` holds
     folders not to enter: where the output goes when it lies inside the folder being culled. The
@@ -79,9 +87,13 @@ def scan_folder(root: Path, recursive: bool, exclude: tuple[Path, ...] = ()) -> 
         if is_folder is None:
             result.skipped.append((path, "symlink loop or unreadable entry"))
         elif is_folder:
-            if recursive and _identity(path) not in excluded:
+            if not recursive or _identity(path) in excluded:
+                continue
+            if entry.is_symlink() and not follow_links and _identity(path) not in {walking for walking, _ in open_folders}:
+                result.skipped.append((path, "symlinked folder not followed: pass --follow-links to score the photos in it"))
+            else:
                 enter(path)
-        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+        elif path.suffix.lower() not in PHOTO_SUFFIXES:
             continue
         elif entry.is_symlink() and not os.path.exists(path):
             result.skipped.append((path, "broken symlink or symlink loop"))

@@ -8,6 +8,7 @@ import pandas as pd
 from catboost import CatBoostClassifier, Pool
 from tqdm import tqdm
 
+from keeptrash.cull import KEEP, TRASH
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES
@@ -19,7 +20,6 @@ from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_sp
 from keeptrash.params import FeaturesParams
 from keeptrash.training import load_model
 
-KEEP, TRASH = "keep", "trash"
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
 _CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX)
