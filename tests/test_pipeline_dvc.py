@@ -72,7 +72,8 @@ def build_pipeline_repo(root: Path, photos: int = PHOTOS, **param_changes: objec
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(root / "feature-cache")
     run(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")
-    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # the project's cache settings
+    for item in ("config", "plots_offline.html"):  # the project's cache settings and offline plots page
+        shutil.copy(REPO / ".dvc" / item, repo / ".dvc" / item)
     # Like a clone, the repo has history before the first run (dvclive 3.49 fails in a repo with no commits).
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
