@@ -13,6 +13,11 @@ CONTACT_SHEET_PHOTOS = 24
 REPORT_NAME, SHEET_NAME = "report.md", "changed_decisions.png"
 
 
+def _write_shareable(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o644)  # readable like the PNGs beside it (the temporary file starts private)
+
+
 def build_report(base_name: str, new_name: str | None, out: Path) -> Path:
     """new_name None compares the workspace (after `dvc repro` or `dvc exp apply`) with base_name."""
     base, new = load_revision(base_name), load_revision(new_name)
@@ -31,5 +36,5 @@ def build_report(base_name: str, new_name: str | None, out: Path) -> Path:
         contact_sheet(changed.head(CONTACT_SHEET_PHOTOS), new.photo_paths, base.name, new.name, out / SHEET_NAME)
         sheet = SHEET_NAME
     text = report_markdown(base, new, pairing, comparison, {name: path.name for name, path in plots.items()}, changed, sheet)
-    atomic_write(out / REPORT_NAME, lambda temp: temp.write_text(text, encoding="utf-8"))
+    atomic_write(out / REPORT_NAME, lambda temp: _write_shareable(temp, text))
     return out / REPORT_NAME
