@@ -240,3 +240,36 @@ def test_committed_plots_template_is_what_the_pinned_vl_convert_builds():
     assert (REPO / ".dvc/plots_offline.html").read_text(encoding="utf-8") == namespace["page"]()
     pinned = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line.startswith("vl-convert-python==")]
     assert pinned and pinned[0].split("==")[1] in (REPO / ".dvc/plots_offline.html").read_text(encoding="utf-8")[:2000]
+
+
+# --- CI: the command the pull-request workflow runs -----------------------------------------------------------
+
+def test_the_ci_review_script_reproduces_the_base_and_writes_the_report(review_repo, tmp_path):
+    workflow = (REPO / ".github/workflows/review.yml").read_text()
+    commands = "\n".join(step.get("run", "") for step in yaml.safe_load(workflow)["jobs"]["report"]["steps"])
+    assert 'bash scripts/review.sh "origin/${{ github.base_ref }}" report' in commands
+    assert "cml comment create --target=pr report/report.md" in commands
+    out = tmp_path / "report"
+    result = subprocess.run(["bash", str(REPO / "scripts/review.sh"), "baseline", str(out)], cwd=review_repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = (out / "report.md").read_text()
+    assert report.startswith("# keeptrash review: workspace against review-base")
+    assert headline_rows(report)["Test ROC AUC"][-1] == "**worse**"
+    assert_png_is_a_picture(out / "roc.png")
+    # Back where it started: on the branch, nothing modified, the temporary tag gone.
+    assert run(review_repo, "git", "symbolic-ref", "--short", "HEAD").stdout.strip() == "master"
+    assert run(review_repo, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+    assert "review-base" not in run(review_repo, "git", "tag").stdout.split()
+    assert "Data and pipelines are up to date" in dvc(review_repo, "status").stdout
+
+
+def test_the_ci_review_script_refuses_uncommitted_changes(review_repo, tmp_path):
+    params = review_repo / "params.yaml"
+    original = params.read_text()
+    params.write_text(original + "\n")
+    try:
+        result = subprocess.run(["bash", str(REPO / "scripts/review.sh"), "baseline", str(tmp_path / "r")], cwd=review_repo, capture_output=True, text=True)
+    finally:
+        params.write_text(original)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "review: commit or stash your changes first (git status)"
