@@ -273,3 +273,35 @@ def test_the_ci_review_script_refuses_uncommitted_changes(review_repo, tmp_path)
         params.write_text(original)
     assert result.returncode == 1
     assert result.stderr.strip() == "review: commit or stash your changes first (git status)"
+
+
+# --- sharing results through a DVC remote ---------------------------------------------------------------------
+
+def test_a_teammate_pulls_the_run_and_an_experiment_from_a_local_remote_and_reviews_it(review_repo, tmp_path):
+    storage, origin, teammate = tmp_path / "dvc-storage", tmp_path / "origin.git", tmp_path / "teammate"
+    run(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    run(review_repo, "git", "remote", "add", "origin", str(origin))
+    dvc(review_repo, "remote", "add", "--local", "--default", "shared", str(storage))
+    try:
+        run(review_repo, "git", "push", "-q", "origin", "master", "--tags")
+        dvc(review_repo, "push")
+        dvc(review_repo, "exp", "push", "origin", "restored")  # the experiment's git ref and its outputs
+    finally:
+        run(review_repo, "git", "remote", "remove", "origin")
+        dvc(review_repo, "remote", "remove", "--local", "shared")
+
+    run(tmp_path, "git", "clone", "-q", str(origin), str(teammate))
+    dvc(teammate, "remote", "add", "--local", "--default", "shared", str(storage))
+    dvc(teammate, "pull")
+    assert "Data and pipelines are up to date" in dvc(teammate, "status").stdout
+    assert "Running stage" not in dvc(teammate, "repro").stdout  # nothing is recomputed
+    assert (teammate / "models/model.cbm").read_bytes() == (review_repo / "models/model.cbm").read_bytes()
+    assert (teammate / "data/test_predictions.parquet").read_bytes() == (review_repo / "data/test_predictions.parquet").read_bytes()
+
+    dvc(teammate, "exp", "pull", "origin", "restored")
+    assert "restored" in dvc(teammate, "exp", "list", "--name-only").stdout.split()
+    out = tmp_path / "report"
+    keeptrash(teammate, "report", "--base", "HEAD", "--new", "restored", "--out", str(out))
+    report = (out / "report.md").read_text()
+    assert headline_rows(report)["Test ROC AUC"][-1] == "**better**"
+    assert_png_is_a_picture(out / "changed_decisions.png")
