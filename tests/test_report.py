@@ -1,5 +1,8 @@
 """The report's pure parts: pairing two revisions' test predictions, changed decisions, the headline text."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -57,3 +60,12 @@ def test_headline_table_shows_cross_validation_and_the_overfitting_verdict_chang
     text = report_markdown(base, new, pairing, comparison, {"roc": "roc.png"}, changed_decisions(pairing, 0.5, 0.5), None)
     assert text.startswith("# keeptrash review: exp against main")
     assert "![ROC curve, test split](roc.png)" in text
+
+
+def test_report_outside_a_repository_is_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keeptrash.cli", "report", "--out", str(tmp_path / "r")], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"keeptrash: error: {tmp_path}: not a git repository; run keeptrash report in the keeptrash project"]
+    assert not (tmp_path / "r").exists()

@@ -32,7 +32,11 @@ def plots_of(revisions: list[str]) -> dict[str, dict]:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise KeeptrashError(f"dvc plots diff {' '.join(revisions)} failed: {last}")
-    return {plot_id: renders[0]["content"] for plot_id, renders in json.loads(result.stdout)["data"].items() if renders}
+    return {
+        plot_id: renders[0]["content"]
+        for plot_id, renders in json.loads(result.stdout)["data"].items()
+        if renders and renders[0].get("type") == "vega"
+    }
 
 
 def render_plots(specs: dict[str, dict], out: Path) -> dict[str, Path]:

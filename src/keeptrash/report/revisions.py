@@ -4,10 +4,12 @@ the test predictions from DVC's cache, and the metrics files committed beside th
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from dvc.api import DVCFileSystem
 from dvc.scm import RevError, resolve_rev
+from scmrepo.exceptions import SCMError
 from scmrepo.git import Git
 
 from keeptrash import paths
@@ -30,7 +32,10 @@ class Revision:
 
 def resolve(name: str) -> str:
     """The commit a git revision or an experiment name (`dvc exp show` lists them) points at."""
-    scm = Git(".")
+    try:
+        scm = Git(".")
+    except SCMError:
+        raise KeeptrashError(f"{Path.cwd()}: not a git repository; run keeptrash report in the keeptrash project") from None
     try:
         return resolve_rev(scm, name)
     except RevError:
