@@ -12,7 +12,7 @@ from keeptrash.evaluation import (
     WITHIN_NOISE,
     WORSE,
     comparable_ratings,
-    gap_with_interval,
+    gap_interval,
     headline_with_intervals,
     paired_comparison,
     resampled_metrics,
@@ -107,10 +107,9 @@ def test_pairing_removes_the_shared_photo_variation(scored):
 def test_gap_interval_is_in_points_and_covers_the_gap():
     train = np.array([1] * 90 + [0] * 10, dtype=bool)
     val = np.array([1] * 30 + [0] * 10, dtype=bool)
-    gap = gap_with_interval(train, val)
-    assert gap["value"] == 15.0
-    assert gap["ci95"][0] < 15.0 < gap["ci95"][1]
-    assert gap_with_interval(train, val) == gap
+    low, high = gap_interval(train, val)  # the gap is 90% - 75% = 15 points
+    assert low < 15.0 < high and high - low < 40
+    assert gap_interval(train, val) == [low, high]
 
 
 def test_ratings_are_percentiles_within_each_source():

@@ -146,13 +146,12 @@ def headline_with_intervals(labels: np.ndarray, probabilities: np.ndarray, thres
     }
 
 
-def gap_with_interval(train_correct: np.ndarray, val_correct: np.ndarray) -> dict:
-    """Train minus validation accuracy in points, with a 95% interval from resampling each split on its own."""
+def gap_interval(train_correct: np.ndarray, val_correct: np.ndarray) -> list[float]:
+    """95% interval of train minus validation accuracy in points, resampling each split on its own."""
     train_rows = bootstrap_rows(len(train_correct))
     val_rows = bootstrap_rows(len(val_correct), seed=BOOTSTRAP_SEED + 1)
     samples = 100 * (train_correct[train_rows].mean(axis=1) - val_correct[val_rows].mean(axis=1))
-    value = 100 * (train_correct.mean() - val_correct.mean())
-    return {"value": round(float(value), 2), "ci95": percentile_interval(samples, digits=2)}
+    return percentile_interval(samples, digits=2)
 
 
 def verdict(interval: list[float]) -> str:

@@ -13,24 +13,24 @@ from keeptrash.evaluation import (
     CLASS_NAMES,
     benchmark_metrics,
     comparable_ratings,
-    gap_with_interval,
+    gap_interval,
     headline_with_intervals,
     summary_metrics,
 )
 from keeptrash.io import read_table, write_json, write_table
 from keeptrash.model_inputs import keep_probability
-from keeptrash.training import join_features, overfitting_verdict
+from keeptrash.training import join_features
 
 
 def correct_decisions(model: CatBoostClassifier, rows, threshold: float) -> np.ndarray:
     return (keep_probability(model, rows) >= threshold) == rows["label"].to_numpy().astype(bool)
 
 
-def train_cross_validation() -> dict | None:
-    """The train stage's cross-validated mean ± sd per metric, when it wrote them."""
+def read_train_metrics() -> dict:
+    """The train stage's figures: the overfitting gap and verdict, and its cross-validation ("cv") when it ran one."""
     if not paths.TRAIN_METRICS.is_file():
         raise KeeptrashError(f"{paths.TRAIN_METRICS}: not found; run the 'train' stage first (dvc repro)")
-    return json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8")).get("cv")
+    return json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
 
 
 @exits_cleanly
@@ -52,13 +52,13 @@ def main() -> None:
     metrics["spearman"] = headline["spearman"]["value"]
     metrics["ci95"] = {name: figure["ci95"] for name, figure in headline.items()}
     write_json(paths.BENCHMARK_METRICS, metrics)
+    train_metrics = read_train_metrics()
     train, val = (table[table["split"] == split] for split in ("train", "val"))
-    if val.empty:
-        gap, overfitting = {"value": np.nan, "ci95": [np.nan, np.nan]}, "unknown (no validation split)"
-    else:
-        gap = gap_with_interval(correct_decisions(model, train, threshold), correct_decisions(model, val, threshold))
-        overfitting = overfitting_verdict(gap["value"])
-    write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, overfitting, train_cross_validation()))
+    # The gap's value and verdict are the train stage's; the interval comes from resampling its train and val photos.
+    gap = {"value": train_metrics["overfitting_gap"], "ci95": [np.nan, np.nan]}
+    if not val.empty:
+        gap["ci95"] = gap_interval(correct_decisions(model, train, threshold), correct_decisions(model, val, threshold))
+    write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, train_metrics["overfitting_verdict"], train_metrics.get("cv")))
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))
     with Live(dir=str(paths.BENCHMARK_PLOTS), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_sklearn_plot("roc", test["label"].to_numpy(), probabilities, name="roc")
