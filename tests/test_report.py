@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from keeptrash.report.comparison import changed_decisions, compare, pair_predictions
-from keeptrash.report.markdown import headline_table, pairing_note, report_markdown
+from keeptrash.report.markdown import conclusion, headline_table, pairing_note, report_markdown
 from keeptrash.report.revisions import Revision
 
 
@@ -59,6 +59,7 @@ def test_headline_table_shows_cross_validation_and_the_overfitting_verdict_chang
     assert "| 3.5 | 11.0 | +7.5 |" in table and "**none → significant**" in table and "n/a → 6.0 ± 2.0" in table
     text = report_markdown(base, new, pairing, comparison, {"roc": "roc.png"}, changed_decisions(pairing, 0.5, 0.5), None)
     assert text.startswith("# keeptrash review: exp against main")
+    assert "**No headline figure of exp differs from main beyond noise. Its overfitting verdict moves from none to significant.**" in text
     assert "![ROC curve, test split](roc.png)" in text
 
 
@@ -69,3 +70,15 @@ def test_report_outside_a_repository_is_one_clear_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"keeptrash: error: {tmp_path}: not a git repository; run keeptrash report in the keeptrash project"]
     assert not (tmp_path / "r").exists()
+
+
+def test_conclusion_names_what_is_better_and_worse():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 80)
+    good = np.clip(labels * 0.5 + rng.random(80) * 0.5, 0, 1)
+    frame = predictions([f"k{i:02d}" for i in range(80)], labels, good)
+    noise = frame.assign(keep_probability=rng.random(80))
+    base, new = revision("main", noise, 3.0, "none"), revision("exp", frame, 3.0, "none")
+    comparison = compare(pair_predictions(noise, frame), 0.5, 0.5)
+    assert conclusion(comparison, base, new).startswith("exp is better than main on Test accuracy, Test balanced accuracy, Test ROC AUC")
+    assert conclusion(compare(pair_predictions(frame, noise), 0.5, 0.5), new, base).startswith("main is worse than exp on Test accuracy")

@@ -120,6 +120,7 @@ def test_report_finds_the_broken_model_worse_between_git_revisions(review_repo, 
     report = (out / "report.md").read_text()
     rows = headline_rows(report)
     assert rows["Test ROC AUC"][-1] == "**worse**"
+    assert "\n**broken is worse than baseline on " in report and "Test ROC AUC" in report.split("\n")[2]
     base, new, change = (float(cell) for cell in rows["Test ROC AUC"][:3])
     assert change == pytest.approx(new - base, abs=0.0011) and change < 0
     low, high = (float(value) for value in rows["Test ROC AUC"][3].split(" to "))

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from keeptrash.evaluation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HEADLINE_METRICS
+from keeptrash.evaluation import BETTER, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HEADLINE_METRICS, WORSE
 from keeptrash.report.comparison import Pairing
 from keeptrash.report.revisions import Revision
 
@@ -65,6 +65,22 @@ def headline_table(base: Revision, new: Revision, comparison: dict) -> str:
     return "\n".join(lines)
 
 
+def conclusion(comparison: dict, base: Revision, new: Revision) -> str:
+    """One sentence a reviewer can act on: which revision is better on what, and whether any of it is real."""
+    named = {verdict: [FIGURE_NAMES[name] for name in HEADLINE_METRICS if comparison[name]["verdict"] == verdict] for verdict in (BETTER, WORSE)}
+    if named[BETTER] and named[WORSE]:
+        sentence = f"{new.name} is better than {base.name} on {', '.join(named[BETTER])} and worse on {', '.join(named[WORSE])}."
+    elif named[BETTER] or named[WORSE]:
+        verdict = BETTER if named[BETTER] else WORSE
+        sentence = f"{new.name} is {verdict} than {base.name} on {', '.join(named[verdict])}; the other figures are within noise."
+    else:
+        sentence = f"No headline figure of {new.name} differs from {base.name} beyond noise."
+    before, after = base.train.get("overfitting_verdict"), new.train.get("overfitting_verdict")
+    if before != after:
+        sentence += f" Its overfitting verdict moves from {before} to {after}."
+    return sentence
+
+
 def verdict_sentence(comparison: dict) -> str:
     parts = [
         f"{FIGURE_NAMES[name]} {comparison[name]['verdict']} ({_number(comparison[name]['change'], signed=True)})"
@@ -117,7 +133,9 @@ def report_markdown(
     sections = [
         f"# keeptrash review: {new.name} against {base.name}",
         "",
-        f"**{verdict_sentence(comparison)}**" + (f" ({commits})" if commits else ""),
+        f"**{conclusion(comparison, base, new)}**",
+        "",
+        verdict_sentence(comparison) + (f" ({commits})" if commits else ""),
         "",
         "## Headline",
         "",
