@@ -93,7 +93,9 @@ def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.nansum(x * y, axis=1) / np.sqrt(np.nansum(x * x, axis=1) * np.nansum(y * y, axis=1))
 
 
-def resampled_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float, ratings: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+def resampled_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, ratings: np.ndarray, rows: np.ndarray
+) -> dict[str, np.ndarray]:
     """The headline metrics of each resample; `rows` is (resamples, photos) row indices.
 
     With rows = [arange(n)] these are the point estimates (equal to sklearn's and scipy's);

@@ -52,7 +52,9 @@ def headline_table(base: Revision, new: Revision, comparison: dict) -> str:
     base_gap, new_gap = base.train.get("overfitting_gap"), new.train.get("overfitting_gap")
     change = new_gap - base_gap if base_gap is not None and new_gap is not None else None
     intervals = ", ".join(
-        f"{revision.name} {revision.summary['overfitting_gap_95ci']}" for revision in (base, new) if "overfitting_gap_95ci" in revision.summary
+        f"{revision.name} {revision.summary['overfitting_gap_95ci']}"
+        for revision in (base, new)
+        if "overfitting_gap_95ci" in revision.summary
     )
     row = (
         f"| Overfitting gap (points, train − validation accuracy) | {_number(base_gap, 1)} | {_number(new_gap, 1)} "
@@ -67,7 +69,10 @@ def headline_table(base: Revision, new: Revision, comparison: dict) -> str:
 
 def conclusion(comparison: dict, base: Revision, new: Revision) -> str:
     """One sentence a reviewer can act on: which revision is better on what, and whether any of it is real."""
-    named = {verdict: [FIGURE_NAMES[name] for name in HEADLINE_METRICS if comparison[name]["verdict"] == verdict] for verdict in (BETTER, WORSE)}
+    named = {
+        verdict: [FIGURE_NAMES[name] for name in HEADLINE_METRICS if comparison[name]["verdict"] == verdict]
+        for verdict in (BETTER, WORSE)
+    }
     if named[BETTER] and named[WORSE]:
         sentence = f"{new.name} is better than {base.name} on {', '.join(named[BETTER])} and worse on {', '.join(named[WORSE])}."
     elif named[BETTER] or named[WORSE]:
@@ -99,7 +104,10 @@ def pairing_note(pairing: Pairing, base: Revision, new: Revision) -> str:
     if pairing.relabelled:
         differences.append(f"{pairing.relabelled} whose label differs between them")
     if differences:
-        note = f"The test sets differ: the comparison pairs the {len(pairing.photos)} test photos both revisions scored with the same label, leaving out {', '.join(differences)}"
+        note = (
+            f"The test sets differ: the comparison pairs the {len(pairing.photos)} test photos both revisions "
+            f"scored with the same label, leaving out {', '.join(differences)}"
+        )
     return (
         f"{note}. Verdicts come from a paired bootstrap: {BOOTSTRAP_RESAMPLES} resamples of those photos "
         f"(seed {BOOTSTRAP_SEED}), each scored by both models; **better** or **worse** when the 95% interval of "
