@@ -121,11 +121,11 @@ def test_summary_has_headline_rows_with_cross_validation_beside_when_present(sco
     labels, probabilities, ratings = scored
     headline = headline_with_intervals(labels, probabilities, 0.5, ratings)
     gap = {"value": 3.9, "ci95": [-4.5, 12.6]}
-    without = summary_metrics(headline, gap, "none", None)
+    without = summary_metrics(headline, gap, "none", None)["headline"]
     assert len(without) == 11 and without["overfitting_gap_95ci"] == "-4.5 to 12.6"
     cv = {name: {"mean": 0.8, "sd": 0.03} for name in ("accuracy", "balanced_accuracy", "roc_auc", "spearman")}
     cv["overfitting_gap"] = {"mean": 2.5, "sd": 1.25}
-    summary = summary_metrics(headline, gap, "none", cv)
+    summary = summary_metrics(headline, gap, "none", cv)["headline"]
     assert len(summary) <= 16
     assert summary["test_roc_auc_cv"] == "0.800 ± 0.030" and summary["overfitting_gap_cv"] == "2.5 ± 1.2"
     assert summary["test_accuracy"] == headline["accuracy"]["value"]

@@ -56,7 +56,8 @@ def review_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- metrics/summary.json: the headline first ---------------------------------------------------------------
 
 def test_summary_is_the_headline_with_intervals(review_repo):
-    summary, train, benchmark = (read_metrics(review_repo, name) for name in ("summary", "train", "benchmark"))
+    train, benchmark = (read_metrics(review_repo, name) for name in ("train", "benchmark"))
+    summary = read_metrics(review_repo, "summary")["headline"]
     assert len(summary) <= 16
     assert summary["overfitting_gap"] == train["overfitting_gap"]
     assert summary["overfitting_verdict"] == train["overfitting_verdict"]
@@ -68,7 +69,11 @@ def test_summary_is_the_headline_with_intervals(review_repo):
     assert low <= summary["overfitting_gap"] <= high
     diff = json.loads(dvc(review_repo, "metrics", "diff", "baseline", "broken", "--targets", "metrics/summary.json", "--json").stdout)
     assert list(diff) == ["metrics/summary.json"]
-    assert diff["metrics/summary.json"]["test_roc_auc"]["new"] < diff["metrics/summary.json"]["test_roc_auc"]["old"]
+    assert diff["metrics/summary.json"]["headline.test_roc_auc"]["new"] < diff["metrics/summary.json"]["headline.test_roc_auc"]["old"]
+    # Its columns in `dvc exp show` are the headline ones only, and no other file's are renamed by them.
+    columns = dvc(review_repo, "exp", "show", "--csv", "--drop", ".*", "--keep", r"Experiment|headline\.").stdout.splitlines()[0].split(",")
+    assert columns == ["Experiment", *(f"headline.{key}" for key in summary)]
+    assert {"overfitting_gap", "test_accuracy"} <= set(dvc(review_repo, "exp", "show", "--csv").stdout.splitlines()[0].split(","))
 
 
 def test_summary_puts_the_cross_validation_of_the_train_stage_beside_each_figure(review_repo):
@@ -80,7 +85,7 @@ def test_summary_puts_the_cross_validation_of_the_train_stage_beside_each_figure
     try:
         result = dvc(review_repo, "repro", "--single-item", "benchmark")
         assert "Running stage 'benchmark'" in result.stdout  # metrics/train.json is one of its deps
-        summary = read_metrics(review_repo, "summary")
+        summary = read_metrics(review_repo, "summary")["headline"]
     finally:
         run(review_repo, "git", "checkout", "--", ".")
         dvc(review_repo, "checkout")

@@ -195,6 +195,8 @@ def paired_comparison(
     return comparison
 
 
+# metrics/summary.json holds one section, so its column names in `dvc exp show` never collide with train.json's.
+SUMMARY_SECTION = "headline"
 # Summary name -> the train stage's cross-validation key ("cv" in metrics/train.json, when it has one).
 SUMMARY_METRICS = {
     "overfitting_gap": "overfitting_gap",
@@ -214,7 +216,8 @@ def _interval_text(interval: list, digits: int) -> str:
 
 def summary_metrics(headline: dict, gap: dict, overfitting: str, cross_validation: dict | None) -> dict:
     """The few figures a reviewer reads first: each value, its 95% interval and, when the train stage
-    cross-validated, the folds' mean ± sd beside it (as text, so the file stays at about 15 rows)."""
+    cross-validated, the folds' mean ± sd beside it (as text, so the file stays at about 15 rows), all under
+    SUMMARY_SECTION."""
     figures = {"overfitting_gap": gap, **{f"test_{name}": headline[name] for name in HEADLINE_METRICS}}
     summary = {"overfitting_verdict": overfitting}
     for name, cv_key in SUMMARY_METRICS.items():
@@ -224,4 +227,4 @@ def summary_metrics(headline: dict, gap: dict, overfitting: str, cross_validatio
         if cross_validation and cv_key in cross_validation:
             spread = cross_validation[cv_key]
             summary[f"{name}_cv"] = f"{spread['mean']:.{digits}f} ± {spread['sd']:.{digits}f}"
-    return summary
+    return {SUMMARY_SECTION: summary}

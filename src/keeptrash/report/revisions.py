@@ -14,6 +14,7 @@ from scmrepo.git import Git
 
 from keeptrash import paths
 from keeptrash.errors import KeeptrashError
+from keeptrash.evaluation import SUMMARY_SECTION
 
 WORKSPACE = "workspace"
 PREDICTION_COLUMNS = ["key", "source", "score", "label", "keep_probability"]
@@ -26,7 +27,7 @@ class Revision:
     predictions: pd.DataFrame
     threshold: float
     train: dict  # metrics/train.json
-    summary: dict  # metrics/summary.json ({} in revisions from before it existed)
+    summary: dict  # the headline of metrics/summary.json ({} in revisions from before it existed)
     photo_paths: dict[str, str]  # key -> photo file, from the download stage's manifest
 
 
@@ -76,6 +77,6 @@ def load_revision(name: str | None) -> Revision:
     manifest = pd.read_parquet(io.BytesIO(read(paths.MANIFEST)), columns=["key", "path"])
     return Revision(
         label, commit, predictions[PREDICTION_COLUMNS], float(benchmark["decision_threshold"]),
-        read_json(paths.TRAIN_METRICS), read_json(paths.SUMMARY_METRICS, required=False),
+        read_json(paths.TRAIN_METRICS), read_json(paths.SUMMARY_METRICS, required=False).get(SUMMARY_SECTION, {}),
         dict(zip(manifest["key"], manifest["path"])),
     )
