@@ -51,16 +51,16 @@ def read_metrics(repo: Path, name: str) -> dict:
     return json.loads((repo / "metrics" / f"{name}.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A committed copy of the repo with PHOTOS rated demo photos, after one `dvc repro`."""
-    repo = tmp_path_factory.mktemp("keeptrash") / "repo"
+def build_pipeline_repo(root: Path, photos: int = PHOTOS, **param_changes: object) -> Path:
+    """A committed copy of the repo with `photos` rated demo photos, after one `dvc repro`; the feature
+    cache sits beside it (root/feature-cache)."""
+    repo = root / "repo"
     repo.mkdir()
     for item in ("dvc.yaml", "params.yaml", "pyproject.toml"):
         shutil.copy(REPO / item, repo / item)
     for folder in ("src", "data/ava", "data/own", "data/sample/ava"):
         shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    ratings = pd.read_csv(REPO / "data/sample/livec/ratings.csv").head(PHOTOS)
+    ratings = pd.read_csv(REPO / "data/sample/livec/ratings.csv").head(photos)
     (repo / "data/sample/livec/images").mkdir(parents=True)
     for path in ratings["path"]:
         shutil.copy(REPO / "data/sample/livec" / path, repo / "data/sample/livec" / path)
@@ -68,11 +68,12 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pairs = pd.read_csv(REPO / "data/sample/livec/pairs.csv")
     copied = set(ratings["path"])
     pairs[pairs["preferred"].isin(copied) & pairs["other"].isin(copied)].to_csv(repo / "data/sample/livec/pairs.csv", index=False)
-    set_params(repo, train__iterations=60, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS)
-    os.environ["KEEPTRASH_FEATURE_CACHE"] = str(repo.parent / "feature-cache")
+    set_params(repo, **{"train__iterations": 60, "features__batch_size": 16, "analyze__degradation_photos": DEGRADED_PHOTOS, **param_changes})
+    os.environ["KEEPTRASH_FEATURE_CACHE"] = str(root / "feature-cache")
     run(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")
-    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # the project's cache settings
+    for item in ("config", "plots_offline.html"):  # the project's cache settings and offline plots page
+        shutil.copy(REPO / ".dvc" / item, repo / ".dvc" / item)
     # Like a clone, the repo has history before the first run (dvclive 3.49 fails in a repo with no commits).
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
@@ -80,6 +81,12 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline run")
     return repo
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed copy of the repo with PHOTOS rated demo photos, after one `dvc repro`."""
+    return build_pipeline_repo(tmp_path_factory.mktemp("keeptrash"))
 
 
 def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:

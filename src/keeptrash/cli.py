@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     cull.add_argument("--batch-size", type=_positive, default=32, help="images per CNN batch (default %(default)s)")
     undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
     undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` wrote")
+    report = commands.add_parser(
+        "report",
+        help="write a markdown review of the workspace (or --new) against --base",
+        description="Compare two revisions' test predictions, paired photo by photo, and write OUT/report.md with PNG plots. "
+        "A revision is a git commit, branch or tag, or an experiment name from `dvc exp show`.",
+    )
+    report.add_argument("--base", default="HEAD", help="revision to compare against (default %(default)s)")
+    report.add_argument("--new", help="revision under review (default: the workspace, after dvc repro)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its PNGs (default %(default)s)")
     return parser
 
 
@@ -193,10 +202,18 @@ def undo(args: argparse.Namespace) -> None:
         raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")
 
 
+def report(args: argparse.Namespace) -> None:
+    from keeptrash.report.build import build_report  # DVC is imported only by the command that needs it
+
+    started = time.perf_counter()
+    written = build_report(args.base, args.new, args.out)
+    print(f"report: wrote {printable(written)} in {time.perf_counter() - started:.1f} s")
+
+
 @exits_cleanly
 def main() -> None:
     args = build_parser().parse_args()
-    {"cull": cull, "undo": undo}[args.command](args)
+    {"cull": cull, "undo": undo, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,36 @@
-"""Stage 6: score the test split; metrics per class and source, ROC curve and confusion matrix plots."""
+"""Stage 6: score the test split; metrics per class and source with bootstrap intervals, ROC curve and
+confusion matrix plots, and metrics/summary.json: the headline figures a reviewer reads first."""
 
+import json
+
+import numpy as np
+from catboost import CatBoostClassifier
 from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.errors import KeeptrashError, exits_cleanly
-from keeptrash.evaluation import CLASS_NAMES, benchmark_metrics
+from keeptrash.evaluation import (
+    CLASS_NAMES,
+    benchmark_metrics,
+    comparable_ratings,
+    gap_interval,
+    headline_with_intervals,
+    summary_metrics,
+)
 from keeptrash.io import read_table, write_json, write_table
 from keeptrash.model_inputs import keep_probability
 from keeptrash.training import join_features, load_model
+
+
+def correct_decisions(model: CatBoostClassifier, rows, threshold: float) -> np.ndarray:
+    return (keep_probability(model, rows) >= threshold) == rows["label"].to_numpy().astype(bool)
+
+
+def read_train_metrics() -> dict:
+    """The train stage's figures: the overfitting gap and verdict, and its cross-validation ("cv") when it ran one."""
+    if not paths.TRAIN_METRICS.is_file():
+        raise KeeptrashError(f"{paths.TRAIN_METRICS}: not found; run the 'train' stage first (dvc repro)")
+    return json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
 
 
 @exits_cleanly
@@ -22,7 +45,19 @@ def main() -> None:
     threshold = metadata["decision_threshold"]
     probabilities = keep_probability(model, test)
     metrics = benchmark_metrics(test, probabilities, table.loc[table["split"] == "train", "label"], threshold)
+    headline = headline_with_intervals(test["label"].to_numpy(), probabilities, threshold, comparable_ratings(test))
+    for name in ("accuracy", "balanced_accuracy", "roc_auc"):
+        headline[name]["value"] = metrics[name]  # one figure per metric across files (rounding can differ in the 4th digit)
+    metrics["spearman"] = headline["spearman"]["value"]
+    metrics["ci95"] = {name: figure["ci95"] for name, figure in headline.items()}
     write_json(paths.BENCHMARK_METRICS, metrics)
+    train_metrics = read_train_metrics()
+    train, val = (table[table["split"] == split] for split in ("train", "val"))
+    # The gap's value and verdict are the train stage's; the interval comes from resampling its train and val photos.
+    gap = {"value": train_metrics["overfitting_gap"], "ci95": [np.nan, np.nan]}
+    if not val.empty:
+        gap["ci95"] = gap_interval(correct_decisions(model, train, threshold), correct_decisions(model, val, threshold))
+    write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, train_metrics["overfitting_verdict"], train_metrics.get("cv")))
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))
     with Live(dir=str(paths.BENCHMARK_PLOTS), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_sklearn_plot("roc", test["label"].to_numpy(), probabilities, name="roc")
@@ -34,7 +69,8 @@ def main() -> None:
         )
     print(
         f"benchmark: test accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, "
-        f"ROC AUC {metrics['roc_auc']:.3f} (majority baseline {metrics['majority_baseline_accuracy']:.3f})"
+        f"ROC AUC {metrics['roc_auc']:.3f} (95% interval {headline['roc_auc']['ci95'][0]:.3f} to {headline['roc_auc']['ci95'][1]:.3f}; "
+        f"majority baseline {metrics['majority_baseline_accuracy']:.3f}) -> {paths.SUMMARY_METRICS}"
     )
 
 

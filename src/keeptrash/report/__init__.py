@@ -1,0 +1,1 @@
+"""`keeptrash report`: a markdown review of one revision against another, for a pull request."""
