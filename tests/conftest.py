@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
 AVA_TXT = REPO / "data" / "ava" / "AVA_partial.txt"
 LIVEC_IMAGES = REPO / "data" / "sample" / "livec" / "images"
+# Feature settings for tests that are not about the features themselves: the smallest that still sees the photo.
+CHEAP_FEATURES = {"pooling": "last", "resolution": 160}
 # A handful of real LIVE-C photos (all 500x500 RGB JPEGs).
 PHOTO_NAMES = ("100.jpg", "1002.jpg", "1003.jpg", "1004.jpg", "1007.jpg")
 
@@ -72,7 +74,7 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     from keeptrash.params import FeaturesParams, TrainParams
     from keeptrash.training import fit_classifier, stamp_model, training_inputs
 
-    features_params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=16, device="cpu")
+    features_params = FeaturesParams(backbone="efficientnet_lite0", batch_size=16, device="cpu", **CHEAP_FEATURES)
     ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(photos)
     paths = [str(LIVEC_IMAGES / name) for name in ratings["file"]]
     digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in paths]
@@ -88,7 +90,7 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     )
     spec, inputs, columns = training_inputs(table, params)
     model = fit_classifier(inputs, inputs.iloc[0:0], columns, params)
-    stamp_model(model, features_params.backbone, features_params.image_size, 0.5)
+    stamp_model(model, features_params, 0.5)
     stamp_inputs(model, spec)
     model.save_model(str(path))
     return path

@@ -40,7 +40,7 @@ import yaml
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import AVA_TXT, LIVEC_IMAGES, PARAMS_YAML, REPO, train_livec_model
+from conftest import AVA_TXT, CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML, REPO, train_livec_model
 from keeptrash.ava import build_metadata
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV
@@ -332,7 +332,7 @@ def stage_folder(folder: Path, ctx: Context, changes: dict | None = None) -> Pat
     )
     params["labels"].update(max_ava=0, ava_pool="all", own_dir="data/own", rated_own_csv="")
     params["download"].update(source="folder", folder="data/own")
-    params["features"].update(batch_size=16, device="cpu")
+    params["features"].update(batch_size=16, device="cpu", **CHEAP_FEATURES)
     for name, value in (changes or {}).items():
         section, _, key = name.partition(".")
         if not key:

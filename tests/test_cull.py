@@ -19,7 +19,7 @@ import pytest
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import LIVEC_IMAGES, train_livec_model
+from conftest import CHEAP_FEATURES, LIVEC_IMAGES, train_livec_model
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import load_scoring_model, score_photos
@@ -246,7 +246,9 @@ def test_a_panorama_over_the_pixel_limit_is_skipped_with_the_reason(tmp_path, mo
 def test_model_threshold_and_features_come_from_the_model_file(model_path):
     model = load_scoring_model(model_path, batch_size=8)
     assert model.threshold == 0.5
-    assert (model.features.backbone, model.features.image_size, model.features.batch_size) == ("efficientnet_lite0", 224, 8)
+    assert (model.features.backbone, model.features.pooling, model.features.resolution, model.features.batch_size) == (
+        "efficientnet_lite0", CHEAP_FEATURES["pooling"], CHEAP_FEATURES["resolution"], 8
+    )
 
 
 def test_models_not_made_by_keeptrash_are_refused_clearly(tmp_path, model_path):

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import CHEAP_FEATURES
+
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = 48
 STAGES = ("metadata", "labels", "download", "features", "train", "benchmark", "analyze")
@@ -68,7 +70,10 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pairs = pd.read_csv(REPO / "data/sample/livec/pairs.csv")
     copied = set(ratings["path"])
     pairs[pairs["preferred"].isin(copied) & pairs["other"].isin(copied)].to_csv(repo / "data/sample/livec/pairs.csv", index=False)
-    set_params(repo, train__iterations=60, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS)
+    set_params(
+        repo, train__iterations=60, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS,
+        **{f"features__{key}": value for key, value in CHEAP_FEATURES.items()},
+    )
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(repo.parent / "feature-cache")
     run(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")

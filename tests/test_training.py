@@ -12,7 +12,7 @@ from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
-from keeptrash.params import TrainParams
+from keeptrash.params import FeaturesParams, TrainParams
 from keeptrash.training import (
     DEFAULT_THRESHOLD,
     choose_threshold,
@@ -79,13 +79,13 @@ def test_a_fixed_threshold_param_is_used_as_given(data):
 def test_model_file_records_how_its_features_were_made(data, tmp_path):
     train, val, columns = data
     model = fit_classifier(train, val, columns, PARAMS)
-    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    stamp_model(model, FeaturesParams(backbone="mobilenet_v2", pooling="multilevel", resolution=384, batch_size=4, device="cpu"), 0.42)
     model.save_model(str(tmp_path / "model.cbm"))
     loaded = CatBoostClassifier()
     loaded.load_model(str(tmp_path / "model.cbm"))
     metadata = dict(loaded.get_metadata())
     assert metadata["backbone"] == "mobilenet_v2"
-    assert metadata["image_size"] == "256"
+    assert (metadata["pooling"], metadata["resolution"]) == ("multilevel", "384")
     assert metadata["decision_threshold"] == "0.42"
     assert metadata["preprocessing_version"] == str(PREPROCESSING_VERSION)
     assert "train_finish_time" not in metadata and "model_guid" not in metadata

@@ -67,7 +67,8 @@ class DownloadParams:
 @dataclass(frozen=True)
 class FeaturesParams:
     backbone: str
-    image_size: int
+    pooling: str  # keeptrash.features.backbones.POOLINGS
+    resolution: int  # the whole photo's long side, in pixels, as the backbone sees it
     batch_size: int
     device: str
     # None: the extraction chooses (keeptrash.features.extract.decoding_workers).
@@ -192,7 +193,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
             f"got {val_fraction} + {test_fraction}"
         )
-    from keeptrash.features.backbones import BACKBONES  # heavy imports stay out of the params module
+    from keeptrash.features.backbones import BACKBONES, POOLINGS  # heavy imports stay out of the params module
     from keeptrash.sources import SOURCE_NAMES
 
     return Params(
@@ -233,7 +234,8 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
         ),
         features=FeaturesParams(
             backbone=features.text("backbone", tuple(BACKBONES)),
-            image_size=features.integer("image_size", 32, 1024),
+            pooling=features.text("pooling", POOLINGS),
+            resolution=features.integer("resolution", 32, 4096),
             batch_size=features.integer("batch_size", 1, 4096),
             device=features.text("device", ("auto", "cpu", "cuda")),
             workers=features.integer_or_auto("workers", 0, 64),

@@ -1,5 +1,6 @@
 """Fit the CatBoost keep/trash classifier and measure how far it overfits."""
 
+import dataclasses
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
@@ -9,7 +10,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
 from keeptrash.model_inputs import InputSpec, fit_inputs
-from keeptrash.params import CLASS_WEIGHTS, TrainParams
+from keeptrash.params import CLASS_WEIGHTS, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
 DEFAULT_THRESHOLD = 0.5
@@ -94,7 +95,7 @@ def decision_threshold(model: CatBoostClassifier, val: pd.DataFrame, feature_col
     return choose_threshold(val["label"], model.predict_proba(val[feature_columns])[:, 1])
 
 
-def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, threshold: float) -> None:
+def stamp_model(model: CatBoostClassifier, features: FeaturesParams, threshold: float) -> None:
     """Record how the model's features were made, so scoring new photos never has to assume it.
 
     CatBoost also stamps each model with a finish time and a random guid; they are dropped so that
@@ -104,10 +105,17 @@ def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, thres
     for run_specific in ("train_finish_time", "model_guid"):
         if run_specific in metadata:
             del metadata[run_specific]
-    metadata["backbone"] = backbone
-    metadata["image_size"] = str(image_size)
+    metadata["backbone"] = features.backbone
+    metadata["pooling"] = features.pooling
+    metadata["resolution"] = str(features.resolution)
     metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
     metadata["decision_threshold"] = str(threshold)
+
+
+def trained_features(model: CatBoostClassifier, settings: FeaturesParams) -> FeaturesParams:
+    """`settings` (batch size, device, workers, engine) with the backbone, pooling and resolution the model was trained on."""
+    metadata = model.get_metadata()
+    return dataclasses.replace(settings, backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=int(metadata["resolution"]))
 
 
 def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:

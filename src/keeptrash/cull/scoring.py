@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
-from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.backbones import BACKBONES, POOLINGS
 from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
@@ -42,7 +42,7 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
     except CatBoostError:
         raise KeeptrashError(f"{path}: not a CatBoost model file; pass the models/model.cbm that dvc repro wrote") from None
     metadata = classifier.get_metadata()
-    missing = [key for key in ("backbone", "image_size", "preprocessing_version", "decision_threshold") if key not in metadata]
+    missing = [key for key in ("backbone", "pooling", "resolution", "preprocessing_version", "decision_threshold") if key not in metadata]
     if missing:
         raise KeeptrashError(f"{path}: model lacks {', '.join(missing)} in its metadata; it was not made by keeptrash's train stage")
     if metadata["preprocessing_version"] != str(PREPROCESSING_VERSION):
@@ -52,8 +52,12 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
         )
     if metadata["backbone"] not in BACKBONES:
         raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
-    features = FeaturesParams(metadata["backbone"], int(metadata["image_size"]), batch_size, device)
-    available = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
+    if metadata["pooling"] not in POOLINGS:
+        raise KeeptrashError(f"{path}: model uses pooling {metadata['pooling']!r}, which this keeptrash does not have")
+    features = FeaturesParams(
+        backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=int(metadata["resolution"]), batch_size=batch_size, device=device
+    )
+    available = [*embedding_columns(BACKBONES[features.backbone], features.pooling), *STAT_NAMES]
     expected = input_spec(classifier).frame(pd.DataFrame(np.zeros((1, len(available))), columns=available)).columns
     if list(classifier.feature_names_) != list(expected):
         raise KeeptrashError(f"{path}: model's feature columns differ from what its metadata describes; retrain it")

@@ -41,7 +41,7 @@ def main() -> None:
     val = inputs[inputs["split"] == "val"]
     model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
     threshold = decision_threshold(model, val, columns, params.train)
-    stamp_model(model, params.features.backbone, params.features.image_size, threshold)
+    stamp_model(model, params.features, threshold)
     stamp_inputs(model, spec)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
     log_learning_curves(model.get_evals_result())
