@@ -95,6 +95,9 @@ class TrainParams:
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
     decision_threshold: float | None
     seed: int
+    # Repeated stratified k-fold cross-validation on train+val (keeptrash.cross_validation); cv_folds 0 = off.
+    cv_folds: int = 5
+    cv_repeats: int = 3
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,13 @@ class _Section:
         if not isinstance(value, list) or not (value or may_be_empty) or not all(isinstance(item, str) for item in value):
             raise self._fail(key, expected)
         return tuple(value)
+
+
+def _cv_folds(train: _Section) -> int:
+    folds = train.integer("cv_folds", 0, 50)
+    if folds == 1:
+        raise train._fail("cv_folds", "0 (no cross-validation) or a whole number from 2 to 50")
+    return folds
 
 
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
@@ -258,6 +268,8 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),
             seed=train.integer("seed", 0),
+            cv_folds=_cv_folds(train),
+            cv_repeats=train.integer("cv_repeats", 1, 100),
         ),
         analyze=AnalyzeParams(
             degradation_photos=analyze.integer("degradation_photos", 0),

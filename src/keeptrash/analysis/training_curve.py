@@ -6,13 +6,9 @@ from catboost import CatBoostClassifier
 from scipy.stats import spearmanr
 from sklearn.metrics import log_loss
 
+from keeptrash.cross_validation import within_source_rank
 from keeptrash.labelling import KEEP, TRASH
 from keeptrash.model_inputs import model_frame
-
-
-def within_source_rank(val: pd.DataFrame) -> pd.Series:
-    """Each photo's score as a percentile within its own source: AVA mean scores and own ratings use different scales."""
-    return val.groupby("source")["score"].rank(pct=True)
 
 
 def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
