@@ -3,7 +3,7 @@
 One validation split of ~100 photos moves by several points between seeds; the mean and standard
 deviation over k x r held-out folds say whether an experiment really differs from another. Every
 step that learns from data is refitted inside each fold on the fold's training part alone: the PCA
-projection (and any other fitted input), the classifier and, with decision_threshold auto, the
+projection, the ridge score, the classifier and, with decision_threshold auto, the
 threshold, which is chosen on the training part's own predictions. The held-out fold is scored only.
 The test split is never seen.
 """
@@ -16,23 +16,18 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.evaluation import classification_metrics, rank_correlation
-from keeptrash.model_inputs import fit_inputs
+from keeptrash.model_inputs import fit_inputs, within_source_rank
 from keeptrash.params import TrainParams
 from keeptrash.training import choose_threshold, fit_classifier
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap")
 
 
-def within_source_rank(rows: pd.DataFrame) -> pd.Series:
-    """Each photo's score as a percentile within its own source: AVA mean scores and own ratings use different scales."""
-    return rows.groupby("source")["score"].rank(pct=True)
-
-
 def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainParams) -> dict[str, float]:
     """Fit the recipe on `fitted` alone and score `held_out`: one fold's accuracy, balanced accuracy, ROC AUC,
     Spearman(keep probability, within-source score rank) and train-minus-held-out accuracy in points."""
-    spec = fit_inputs(fitted, params.feature_set, params.pca_components, params.seed)
-    fitted_inputs, held_out_inputs = spec.frame(fitted), spec.frame(held_out)
+    spec, fitted_inputs = fit_inputs(fitted, params)
+    held_out_inputs = spec.frame(held_out)
     columns = list(fitted_inputs.columns)
     # No early stopping inside a fold: its only validation data is the held-out part, which must stay unseen.
     model = fit_classifier(

@@ -90,6 +90,8 @@ class TrainParams:
     subsample: float
     feature_set: str
     pca_components: int
+    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model_inputs).
+    ridge_score: bool
     early_stopping_rounds: int
     class_weights: str
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
@@ -164,6 +166,12 @@ class _Section:
             return parse(key, low, high)
         except KeeptrashError:
             raise self._fail(key, expected) from None
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key, "true or false")
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
 
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
@@ -264,6 +272,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             subsample=train.number("subsample", 0.01, 1.0),
             feature_set=train.text("feature_set", FEATURE_SETS),
             pca_components=train.integer("pca_components", 0, 4096),
+            ridge_score=train.boolean("ridge_score"),
             early_stopping_rounds=train.integer("early_stopping_rounds", 0),
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),

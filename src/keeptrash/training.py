@@ -27,8 +27,10 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
 
 def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
     """The input spec fitted on the train split, every row's model inputs (with label and split), and their columns."""
-    spec = fit_inputs(table[table["split"] == "train"], params.feature_set, params.pca_components, params.seed)
+    training = (table["split"] == "train").to_numpy()
+    spec, train_inputs = fit_inputs(table[training], params)
     frame = spec.frame(table)
+    frame.loc[training] = train_inputs.to_numpy()
     return spec, pd.concat([table[["label", "split"]].reset_index(drop=True), frame], axis=1), list(frame.columns)
 
 
