@@ -15,13 +15,13 @@ from keeptrash.features.extract import cache_namespace, embedding_columns, featu
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
-from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_spec, model_frame
+from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
 from keeptrash.params import FeaturesParams
 
 KEEP, TRASH = "keep", "trash"
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
-_CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX)
+_CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN)  # the ridge score is the embedding's verdict
 REASONS_SHOWN = 2
 
 
