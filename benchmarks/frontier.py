@@ -34,11 +34,9 @@ from keeptrash.training import join_features
 SETTINGS = (
     ("efficientnet_lite0", "last", 224),
     ("efficientnet_lite0", "multilevel", 224),
-    ("efficientnet_lite0", "multilevel", 320),
     ("efficientnet_lite0", "multilevel", 384),
     ("efficientnet_lite0", "last", 500),
     ("efficientnet_lite0", "multilevel", 500),
-    ("mobilenet_v2", "multilevel", 384),
     ("mobilenet_v2", "multilevel", 500),
 )
 AVA_SIZED = Path("data/sample/livec/images")
