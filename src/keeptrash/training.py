@@ -1,6 +1,7 @@
 """Fit the CatBoost keep/trash classifier and measure how far it overfits."""
 
 import dataclasses
+
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier

@@ -29,7 +29,6 @@ def main() -> None:
             "pooling": params.features.pooling,
             "resolution": params.features.resolution,
             "columns": table.shape[1] - 1,
-            "seconds": round(seconds, 1),
         },
     )
     print(
