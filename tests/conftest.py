@@ -85,7 +85,7 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     table = table.merge(features, on="sha256")
     params = TrainParams(
         iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=pca_components, ridge_score=False, early_stopping_rounds=0,
+        feature_set="all", pca_components=pca_components, ridge_score=False, monotone_faults=False, early_stopping_rounds=0,
         class_weights="none", decision_threshold=None, seed=0,
     )
     spec, inputs, columns = training_inputs(table, params)

@@ -64,6 +64,7 @@ def test_load_params_reads_the_file(raw_params):
         ({"features__resolution": 16}, "features.resolution"),
         ({"features__resolution": "500px"}, "features.resolution"),
         ({"train__ridge_score": "yes"}, "train.ridge_score"),
+        ({"train__monotone_faults": 1}, "train.monotone_faults"),
         ({"train__cv_folds": 1}, "train.cv_folds"),
         ({"train__cv_folds": -2}, "train.cv_folds"),
         ({"train__cv_repeats": 0}, "train.cv_repeats"),

@@ -26,7 +26,7 @@ from keeptrash.training import (
 
 PARAMS = TrainParams(
     iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=0, ridge_score=False, early_stopping_rounds=0,
+        feature_set="all", pca_components=0, ridge_score=False, monotone_faults=False, early_stopping_rounds=0,
     class_weights="none", decision_threshold=None, seed=0,
 )
 
@@ -228,3 +228,17 @@ def test_too_few_photos_of_a_class_for_the_folds_is_one_clear_error(rated):
     few = pd.concat([rated[rated["label"] == 1], rated[rated["label"] == 0].head(3)])
     with pytest.raises(KeeptrashError, match="train.cv_folds 5 needs at least 5 keep and 5 trash"):
         cross_validate(few, dataclasses.replace(PARAMS, cv_folds=5))
+
+
+def test_monotone_faults_never_let_more_noise_raise_the_keep_probability(rated):
+    """In this data more noise goes with keep; held monotone, the model may not follow it."""
+    noisy = rated.assign(noise=rated["label"] + np.random.default_rng(6).normal(scale=0.3, size=len(rated)))
+    params = dataclasses.replace(PARAMS, feature_set="stats", iterations=60)
+    probe = noisy.iloc[:20].copy()
+    for monotone, rises in ((False, True), (True, False)):
+        spec, inputs, columns = training_inputs(noisy, dataclasses.replace(params, monotone_faults=monotone))
+        model = fit_classifier(inputs, inputs.iloc[0:0], columns, dataclasses.replace(params, monotone_faults=monotone))
+        low, high = (model.predict_proba(spec.frame(probe.assign(noise=value))[columns])[:, 1] for value in (-1.0, 2.0))
+        assert bool((high > low + 0.05).any()) == rises
+        if monotone:
+            assert (high <= low + 1e-9).all()

@@ -2,7 +2,7 @@
 projected onto principal components fitted on the training split only, and optionally a ridge score.
 
 The ridge score (train.ridge_score) is a linear model's prediction of the photo's score rank from
-the whole embedding and the statistics: thousands of weak multi-level features are what a linear
+the whole embedding: thousands of weak multi-level features are what a linear
 model reads well and a shallow tree ensemble reads badly, so CatBoost gets the linear model's
 verdict as one input next to the statistics. On the training rows it is the leave-one-out prediction
 (each row scored by a ridge fitted without it; exact and free from the ridge's own fit), so CatBoost
@@ -70,7 +70,7 @@ class Projection:
 
 
 def _ridge_inputs(table: pd.DataFrame) -> np.ndarray:
-    return table[[*_embedding_columns(table), *STAT_NAMES]].to_numpy(dtype=np.float64)
+    return table[_embedding_columns(table)].to_numpy(dtype=np.float64)
 
 
 def _embedding_columns(table: pd.DataFrame) -> list[str]:
@@ -79,7 +79,9 @@ def _embedding_columns(table: pd.DataFrame) -> list[str]:
 
 @dataclass(frozen=True)
 class RidgeScore:
-    """A ridge regression on standardised embedding + statistics; a statistic that could not be measured counts as average."""
+    """A ridge regression on the standardised embedding. The statistics stay out of it: far outside their training
+    range (a heavily noised photo's noise estimate) a linear model extrapolates without limit, where CatBoost,
+    which sees them directly, saturates and can be held monotone (train.monotone_faults)."""
 
     mean: np.ndarray
     scale: np.ndarray

@@ -92,6 +92,8 @@ class TrainParams:
     pca_components: int
     # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model_inputs).
     ridge_score: bool
+    # Keep probability never rises with the fault statistics (keeptrash.training.FAULT_STATISTICS).
+    monotone_faults: bool
     early_stopping_rounds: int
     class_weights: str
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
@@ -273,6 +275,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             feature_set=train.text("feature_set", FEATURE_SETS),
             pca_components=train.integer("pca_components", 0, 4096),
             ridge_score=train.boolean("ridge_score"),
+            monotone_faults=train.boolean("monotone_faults"),
             early_stopping_rounds=train.integer("early_stopping_rounds", 0),
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),

@@ -16,6 +16,10 @@ from keeptrash.params import CLASS_WEIGHTS, FeaturesParams, TrainParams
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
 DEFAULT_THRESHOLD = 0.5
 LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "challenge"]
+# Statistics of faults: with train.monotone_faults, more of them never raises the keep probability.
+# On the demo photos more measured noise comes with more fine texture, which people like, so a free
+# model learned to reward noise and kept noisier takes (issue 13); no training photo teaches it otherwise.
+FAULT_STATISTICS = ("noise", "highlights_clipped", "shadows_clipped")
 
 
 def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
@@ -60,6 +64,7 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
         # Only the sampling bootstraps take a sample size.
         subsample=params.subsample if params.bootstrap_type in ("MVS", "Bernoulli") else None,
         auto_class_weights=CLASS_WEIGHTS[params.class_weights],
+        monotone_constraints={name: -1 for name in FAULT_STATISTICS if name in feature_columns} if params.monotone_faults else None,
         random_seed=params.seed,
         custom_metric=["Accuracy", "AUC"],
         # CatBoost would otherwise silently keep the best validation iteration whenever an eval set is given.
