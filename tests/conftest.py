@@ -61,7 +61,9 @@ def copy_photos(names, folder: Path) -> list[Path]:
     return copies
 
 
-def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0) -> Path:
+def train_livec_model(
+    photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0, ridge_score: bool = False
+) -> Path:
     """A CatBoost model on real features of the first `photos` LIVE-C photos (keep: MOS >= 50), stamped the
     way the train stage stamps one, so `keeptrash cull` reads its backbone, size and threshold from it."""
     import hashlib
@@ -81,11 +83,13 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     store = FeatureStore(cache_root, cache_namespace(features_params))
     features, failures, _ = feature_table(paths, digests, features_params, store, 300_000_000)
     assert not failures
-    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train"})
+    table = pd.DataFrame(
+        {"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train", "source": "own", "score": ratings["mos"].to_numpy()}
+    )
     table = table.merge(features, on="sha256")
     params = TrainParams(
         iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=pca_components, ridge_score=False, monotone_faults=False, early_stopping_rounds=0,
+        feature_set="all", pca_components=pca_components, ridge_score=ridge_score, monotone_faults=False, early_stopping_rounds=0,
         class_weights="none", decision_threshold=None, seed=0,
     )
     spec, inputs, columns = training_inputs(table, params)

@@ -529,3 +529,14 @@ def test_a_model_on_principal_components_scores_and_explains_photos(messy_folder
     scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)
     assert failed == [] and len(scores) == 4 and scores["keep_probability"].between(0, 1).all()
     assert not scores["reason"].str.contains("pca_").any()  # components are summed into "image content"
+
+
+def test_a_model_with_a_ridge_score_scores_and_explains_photos(messy_folder, tmp_path, cache_root):
+    root, _ = messy_folder
+    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "ridge.cbm", ridge_score=True)
+    model = load_scoring_model(path)
+    assert model.classifier.feature_names_[0] == "ridge_score"
+    photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
+    scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)
+    assert failed == [] and len(scores) == 4 and scores["keep_probability"].between(0, 1).all()
+    assert not scores["reason"].str.contains("ridge_score").any()  # the embedding's verdict counts as "image content"
