@@ -42,7 +42,9 @@ from keeptrash.features.extract import (
     available_cores,
     choose_device,
     loaded_features,
+    model_input,
     photo_file,
+    working_size,
 )
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 from keeptrash.features.store import FeatureStore
@@ -51,7 +53,6 @@ from keeptrash.params import FeaturesParams, load_params
 from keeptrash.torchvision_compat import import_torchvision
 
 AVA_SIZED = (Path("data/sample/livec/images"), Path("data/sample/ava/images"))
-NAIVE_BATCH = 32
 WARM_UP_PHOTOS = 32
 MODEL_TIMING_PHOTOS = 128
 BATCH_SIZE_PHOTOS = 256
@@ -71,13 +72,13 @@ def best_rate(run: Callable[[int], None], count: int, repeats: int) -> float:
 
 def model_only(photos: list[Path], params: FeaturesParams) -> Callable[[int], None]:
     """The first `count` photos' model inputs, decoded before the clock starts, through the pipeline's model in its batches."""
-    embed = Embedder(BACKBONES[params.backbone], choose_device(params.device))
-    dataset = PhotoDataset([photo_file(path) for path in photos], params.image_size, MAX_PIXELS)
+    embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
+    dataset = PhotoDataset([photo_file(path) for path in photos], params.resolution, MAX_PIXELS)
     inputs = [dataset[index][1] for index in range(len(dataset))]
 
     def run(count: int) -> None:
         for start in range(0, count, params.batch_size):
-            embed(torch.stack(inputs[start : min(count, start + params.batch_size)]))
+            embed(inputs[start : min(count, start + params.batch_size)])
 
     return run
 
@@ -85,21 +86,18 @@ def model_only(photos: list[Path], params: FeaturesParams) -> Callable[[int], No
 def naive_loop(photos: list[Path], params: FeaturesParams) -> Callable[[int], None]:
     transforms = import_torchvision().transforms
     backbone = BACKBONES[params.backbone]
-    model = backbone.build().eval()
-    prepare = transforms.Compose(
-        [
-            transforms.Resize(round(params.image_size / 0.875)),
-            transforms.CenterCrop(params.image_size),
-            transforms.ToTensor(),
-            transforms.Normalize(backbone.mean, backbone.std),
-        ]
-    )
+    model = backbone.build(params.pooling).eval()
+    normalise = transforms.Compose([transforms.ToTensor(), transforms.Normalize(backbone.mean, backbone.std)])
+
+    def prepare(path: Path) -> torch.Tensor:
+        image = Image.open(path).convert("RGB")
+        return normalise(image.resize(working_size(image.size, params.resolution)))
 
     def run(count: int) -> None:
+        # Whole photos differ in shape, so the naive loop runs them one at a time.
         with torch.no_grad():
-            for start in range(0, count, NAIVE_BATCH):
-                batch = [prepare(Image.open(path).convert("RGB")) for path in photos[start : min(count, start + NAIVE_BATCH)]]
-                model(torch.stack(batch)).numpy()
+            for path in photos[:count]:
+                model(prepare(path)[None]).numpy()
 
     return run
 
@@ -139,12 +137,12 @@ def cpu_milliseconds(items: list, step: Callable[[object], object]) -> float:
 
 def where_the_time_goes(photos: list[Path], params: FeaturesParams) -> dict[str, float]:
     """CPU milliseconds per photo of each step of the pipeline, one photo at a time (the model per photo of a batch)."""
-    dataset = PhotoDataset([], params.image_size, MAX_PIXELS)
+    dataset = PhotoDataset([], params.resolution, MAX_PIXELS)
     decode = functools.partial(open_photo, decode_side=dataset.short_side, long_side=dataset.long_side)
     opened = [decode(path) for path in photos]
-    embed = Embedder(BACKBONES[params.backbone], choose_device(params.device))
-    batch = torch.stack([dataset.to_model_input(image) for image, _ in opened[: params.batch_size]])
-    rows = np.zeros((SHARD_SIZE, BACKBONES[params.backbone].dim), np.float32), np.zeros((SHARD_SIZE, len(STAT_NAMES)), np.float32)
+    embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
+    batch = [model_input(image, params.resolution) for image, _ in opened[: params.batch_size]]
+    rows = np.zeros((SHARD_SIZE, BACKBONES[params.backbone].dims[params.pooling]), np.float32), np.zeros((SHARD_SIZE, len(STAT_NAMES)), np.float32)
     keys = [hashlib.sha256(str(row).encode()).hexdigest() for row in range(SHARD_SIZE)]
     # One model thread, as each of the pipeline's workers runs it on a CPU.
     threads = torch.get_num_threads()
@@ -153,7 +151,7 @@ def where_the_time_goes(photos: list[Path], params: FeaturesParams) -> dict[str,
         embed(batch)
         steps = {
             "decode": cpu_milliseconds(photos, decode),
-            "resize and crop": cpu_milliseconds([image for image, _ in opened], dataset.to_model_input),
+            "resize": cpu_milliseconds([image for image, _ in opened], lambda image: model_input(image, params.resolution)),
             "statistics": cpu_milliseconds(opened, lambda item: image_statistics(*item)),
             "model": cpu_milliseconds([batch] * (MODEL_TIMING_PHOTOS // len(batch)), embed) / len(batch),
             "cache write": cpu_milliseconds([FeatureStore(Path(cache), "bench")], lambda store: store.append(keys, *rows)) / SHARD_SIZE,
@@ -237,7 +235,7 @@ def main() -> None:
     camera_sized = sorted(args.large.glob("*.jpg")) * args.large_copies
     if not ava_sized or not camera_sized:
         sys.exit(f"no photos: run from the repo root, and pass --large with camera-sized JPEGs (looked in {args.large})")
-    print(f"{params.backbone} at {params.image_size} px, batch {params.batch_size}, workers {'auto' if params.workers is None else params.workers}, "
+    print(f"{params.backbone} {params.pooling} at {params.resolution} px, batch {params.batch_size}, workers {'auto' if params.workers is None else params.workers}, "
           f"device {choose_device(params.device)}, {torch.get_num_threads()} torch threads; statistics at {ANALYSIS_SIDE} px")
     report("AVA-sized photos", ava_sized, params, args.repeats, ("model", 0.9))
     report("Camera-sized photos", camera_sized, params, args.repeats, ("naive", 3.0))

@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
 AVA_TXT = REPO / "data" / "ava" / "AVA_partial.txt"
 LIVEC_IMAGES = REPO / "data" / "sample" / "livec" / "images"
+# Feature settings for tests that are not about the features themselves: the smallest that still sees the photo.
+CHEAP_FEATURES = {"pooling": "last", "resolution": 160}
 # A handful of real LIVE-C photos (all 500x500 RGB JPEGs).
 PHOTO_NAMES = ("100.jpg", "1002.jpg", "1003.jpg", "1004.jpg", "1007.jpg")
 
@@ -59,7 +61,9 @@ def copy_photos(names, folder: Path) -> list[Path]:
     return copies
 
 
-def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0) -> Path:
+def train_livec_model(
+    photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0, ridge_score: bool = False
+) -> Path:
     """A CatBoost model on real features of the first `photos` LIVE-C photos (keep: MOS >= 50), stamped the
     way the train stage stamps one, so `keeptrash cull` reads its backbone, size and threshold from it."""
     import hashlib
@@ -72,23 +76,25 @@ def train_livec_model(photos: int, iterations: int, cache_root: Path, path: Path
     from keeptrash.params import FeaturesParams, TrainParams
     from keeptrash.training import fit_classifier, stamp_model, training_inputs
 
-    features_params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=16, device="cpu")
+    features_params = FeaturesParams(backbone="efficientnet_lite0", batch_size=16, device="cpu", **CHEAP_FEATURES)
     ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(photos)
     paths = [str(LIVEC_IMAGES / name) for name in ratings["file"]]
     digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in paths]
     store = FeatureStore(cache_root, cache_namespace(features_params))
     features, failures, _ = feature_table(paths, digests, features_params, store, 300_000_000)
     assert not failures
-    table = pd.DataFrame({"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train"})
+    table = pd.DataFrame(
+        {"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train", "source": "own", "score": ratings["mos"].to_numpy()}
+    )
     table = table.merge(features, on="sha256")
     params = TrainParams(
         iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=pca_components, early_stopping_rounds=0,
+        feature_set="all", pca_components=pca_components, ridge_score=ridge_score, monotone_faults=False, early_stopping_rounds=0,
         class_weights="none", decision_threshold=None, seed=0,
     )
     spec, inputs, columns = training_inputs(table, params)
     model = fit_classifier(inputs, inputs.iloc[0:0], columns, params)
-    stamp_model(model, features_params.backbone, features_params.image_size, 0.5)
+    stamp_model(model, features_params, 0.5)
     stamp_inputs(model, spec)
     model.save_model(str(path))
     return path

@@ -42,7 +42,7 @@ import yaml
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import AVA_TXT, LIVEC_IMAGES, PARAMS_YAML, REPO, train_livec_model
+from conftest import AVA_TXT, CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML, REPO, train_livec_model
 from keeptrash.ava import build_metadata
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV
@@ -334,7 +334,7 @@ def stage_folder(folder: Path, ctx: Context, changes: dict | None = None) -> Pat
     )
     params["labels"].update(max_ava=0, ava_pool="all", own_dir="data/own", rated_own_csv="")
     params["download"].update(source="folder", folder="data/own")
-    params["features"].update(batch_size=16, device="cpu")
+    params["features"].update(batch_size=16, device="cpu", **CHEAP_FEATURES)
     for name, value in (changes or {}).items():
         section, _, key = name.partition(".")
         if not key:
@@ -811,10 +811,10 @@ ERROR_CASES = [
               ("tampered.cbm", "decision_threshold", "'nan'"), needs_model=True, in_process=True),
     ErrorCase("model-metadata-threshold-2.5", cull_case("{photos}", model=tampered_model("decision_threshold", "2.5")),
               ("tampered.cbm", "decision_threshold", "'2.5'"), needs_model=True, in_process=True),
-    ErrorCase("model-metadata-image-size-224px", cull_case("{photos}", model=tampered_model("image_size", "224px")),
-              ("tampered.cbm", "image_size", "'224px'"), needs_model=True, in_process=True),
-    ErrorCase("model-metadata-image-size-negative", cull_case("{photos}", model=tampered_model("image_size", "-5")),
-              ("tampered.cbm", "image_size", "'-5'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-resolution-500px", cull_case("{photos}", model=tampered_model("resolution", "500px")),
+              ("tampered.cbm", "resolution", "'500px'"), needs_model=True, in_process=True),
+    ErrorCase("model-metadata-resolution-negative", cull_case("{photos}", model=tampered_model("resolution", "-5")),
+              ("tampered.cbm", "resolution", "'-5'"), needs_model=True, in_process=True),
 ]
 
 

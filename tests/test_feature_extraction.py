@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-from conftest import LIVEC_IMAGES, PARAMS_YAML
+from conftest import CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.extract import PhotoDataset, cache_namespace, feature_table, loaded_features, model_input_transform, photo_file
+from keeptrash.features.backbones import BACKBONES, POOLINGS, PooledFeatures
+from keeptrash.features.extract import PhotoDataset, cache_namespace, feature_table, loaded_features, model_input, photo_file
 from keeptrash.features.image_stats import STAT_NAMES, image_statistics
 from keeptrash.features.store import CACHE_ENV, FeatureStore
 from keeptrash.stages import features as features_stage
@@ -28,7 +30,7 @@ from keeptrash.params import FeaturesParams, LabelsParams, parse_params
 
 MAX_PIXELS = 300_000_000
 ORIENTATION = 0x0112
-PARAMS = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=4, device="cpu")
+PARAMS = FeaturesParams(backbone="efficientnet_lite0", batch_size=4, device="cpu", **CHEAP_FEATURES)
 LIVEC_PHOTOS = sorted(LIVEC_IMAGES.glob("*.jpg"))
 
 
@@ -98,8 +100,9 @@ def test_sharpness_noise_and_saturation_agree_with_direct_definitions():
         luminance = np.asarray(image, dtype=np.float64) / 255 @ [0.299, 0.587, 0.114]
         laplacian = ndimage.correlate(luminance, [[0, 1, 0], [1, -4, 1], [0, 1, 0]])[1:-1, 1:-1]
         immerkaer = ndimage.correlate(luminance, [[1, -2, 1], [-2, 4, -2], [1, -2, 1]])[1:-1, 1:-1]
-        assert measured["sharpness"] == pytest.approx(np.log10(laplacian.var()), abs=1e-4)
-        assert measured["noise"] == pytest.approx(np.sqrt(np.pi / 2) * np.abs(immerkaer).mean() / 6, rel=1e-4)
+        noise = np.sqrt(np.pi / 2) * np.abs(immerkaer).mean() / 6
+        assert measured["noise"] == pytest.approx(noise, rel=1e-4)
+        assert measured["sharpness"] == pytest.approx(np.log10(laplacian.var() - 20 * noise**2), abs=1e-4)
         # Pillow rounds saturation down to 8 bits: half a step lower on average.
         assert measured["saturation"] == pytest.approx(np.asarray(image.convert("HSV"))[..., 1].mean() / 255 + 0.5 / 255, abs=1e-3)
 
@@ -118,12 +121,12 @@ def test_camera_photo_is_decoded_small_and_upright_with_its_original_size(camera
 
 
 def test_camera_photo_model_input_and_statistics_match_full_decoding(camera_photo):
-    dataset = PhotoDataset([photo_file(camera_photo)], PARAMS.image_size, MAX_PIXELS)
+    dataset = PhotoDataset([photo_file(camera_photo)], PARAMS.resolution, MAX_PIXELS)
     _, pixels, statistics, reason = dataset[0]
     assert reason == ""
     full = full_decode(camera_photo)
-    assert mean_difference(pixels, model_input_transform(PARAMS.image_size)(full)) < 2.0
-    _, _, full_statistics, _ = PhotoDataset([lambda *_: (full, full.size)], PARAMS.image_size, MAX_PIXELS)[0]
+    assert mean_difference(pixels, model_input(full, PARAMS.resolution)) < 2.0
+    _, _, full_statistics, _ = PhotoDataset([lambda *_: (full, full.size)], PARAMS.resolution, MAX_PIXELS)[0]
     measured = dict(zip(STAT_NAMES, statistics))
     expected = dict(zip(STAT_NAMES, full_statistics))
     assert (measured["width"], measured["height"], measured["megapixels"]) == (2000, 3000, pytest.approx(6.0))
@@ -199,7 +202,7 @@ from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
 
 extract.SHARD_SIZE = 8  # a shard every two batches: the kill lands between shards within a second
-params = FeaturesParams(backbone="efficientnet_lite0", image_size=224, batch_size=4, device="cpu")
+params = FeaturesParams(backbone="efficientnet_lite0", pooling="last", resolution=160, batch_size=4, device="cpu")
 photos = Path(sys.argv[1]).read_text().splitlines()
 digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in photos]
 extract.feature_table(photos, digests, params, FeatureStore(Path(sys.argv[2]), extract.cache_namespace(params)), 300_000_000)
@@ -228,3 +231,75 @@ def test_killed_extraction_resumes_with_only_the_remaining_photos(tmp_path):
     assert extracted == len(photos) - done
     assert sorted(table["sha256"]) == sorted(sha256(path) for path in photos)
     assert len(store.load()[0]) == len(photos)
+
+
+# --- pooling and the whole photo at features.resolution -----------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_each_backbone_and_pooling_gives_its_declared_width(name, pooling):
+    """The architectures alone (no weights: resnet50's would be downloaded), on a non-square input."""
+    pooled = PooledFeatures(BACKBONES[name].network(False), pooling).eval()
+    with torch.inference_mode():
+        embedding = pooled(torch.rand(2, 3, 96, 160))
+    assert embedding.shape == (2, BACKBONES[name].dims[pooling])
+
+
+def test_multilevel_ends_with_the_last_layer_pooling():
+    """The multi-level vector is the blocks' pools followed by exactly what `last` pooling gives."""
+    network = BACKBONES["mobilenet_v2"].network(False)
+    images = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        last, multilevel = PooledFeatures(network, "last").eval()(images), PooledFeatures(network, "multilevel").eval()(images)
+    torch.testing.assert_close(multilevel[:, -last.shape[1]:], last)
+
+
+def test_the_whole_photo_reaches_the_model_at_its_aspect_ratio():
+    wide = Image.new("RGB", (1000, 400), "gray")
+    assert model_input(wide, 250).shape == (3, 100, 250)
+    tall = Image.new("RGB", (300, 600), "gray")
+    assert model_input(tall, 250).shape == (3, 250, 125)  # small photos are enlarged to the working size too
+
+
+def test_what_is_at_the_edges_of_a_photo_changes_its_features(tmp_path):
+    """A centre crop would cut away the border; the whole photo does not."""
+    with Image.open(LIVEC_PHOTOS[0]) as original:
+        photo = original.convert("RGB")
+    framed = photo.copy()
+    framed.paste((255, 0, 0), (0, 0, photo.width, 25))  # a red band along the top 5%
+    paths = [tmp_path / "photo.jpg", tmp_path / "framed.jpg"]
+    photo.save(paths[0], quality=95)
+    framed.save(paths[1], quality=95)
+    table, _, _ = extract(paths, FeatureStore(tmp_path / "cache", cache_namespace(PARAMS)))
+    embeddings = table.filter(like="cnn_").to_numpy()
+    assert np.abs(embeddings[0] - embeddings[1]).max() > 0.1
+
+
+def test_photos_of_equal_shape_batched_together_get_the_features_they_get_one_at_a_time(tmp_path):
+    with Image.open(LIVEC_PHOTOS[0]) as original:
+        wide = original.convert("RGB").resize((600, 400))
+    wide.save(tmp_path / "wide.jpg", quality=95)
+    photos = [*LIVEC_PHOTOS[1:4], tmp_path / "wide.jpg", LIVEC_PHOTOS[4]]  # a batch of 5 with two shapes
+    bucketed = dataclasses.replace(PARAMS, batch_size=5, workers=0)
+    single = dataclasses.replace(PARAMS, batch_size=1, workers=0)
+    together, _, _ = extract(photos, FeatureStore(tmp_path / "together", cache_namespace(bucketed)), bucketed)
+    alone, _, _ = extract(photos, FeatureStore(tmp_path / "alone", cache_namespace(single)), single)
+    np.testing.assert_allclose(together.filter(like="cnn_").to_numpy(), alone.filter(like="cnn_").to_numpy(), atol=2e-3)
+
+
+def test_each_backbone_pooling_and_resolution_has_its_own_cache(tmp_path):
+    settings = [
+        PARAMS,
+        dataclasses.replace(PARAMS, pooling="multilevel"),
+        dataclasses.replace(PARAMS, resolution=PARAMS.resolution + 32),
+        dataclasses.replace(PARAMS, backbone="mobilenet_v2"),
+    ]
+    assert len({cache_namespace(params) for params in settings}) == len(settings)
+    photo = LIVEC_PHOTOS[:1]
+    widths = []
+    for params in settings:
+        table, _, extracted = extract(photo, FeatureStore(tmp_path, cache_namespace(params)), params)
+        assert extracted == 1  # nothing reused from another setting's cache
+        widths.append(table.filter(like="cnn_").shape[1])
+    assert widths == [BACKBONES[params.backbone].dims[params.pooling] for params in settings]

@@ -101,10 +101,10 @@ def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
 
 def test_feature_table_uses_cached_rows_without_computing(tmp_path):
     """Every digest is cached, so no model is built: the table joins cached rows to manifest keys."""
-    params = FeaturesParams(backbone="mobilenet_v2", image_size=224, batch_size=8, device="cpu")
+    params = FeaturesParams(backbone="mobilenet_v2", pooling="last", resolution=224, batch_size=8, device="cpu")
     backbone = BACKBONES[params.backbone]
     store = FeatureStore(tmp_path, cache_namespace(params))
-    embeddings, stats = random_rows(2, backbone.dim, seed=8)
+    embeddings, stats = random_rows(2, backbone.dims["last"], seed=8)
     store.append([digest("x"), digest("y")], embeddings, stats)
     manifest = pd.DataFrame(
         {
@@ -116,9 +116,9 @@ def test_feature_table_uses_cached_rows_without_computing(tmp_path):
     table, computed = manifest_features(manifest, params, store, max_pixels=10**8)
     assert computed == 0
     assert table["key"].tolist() == manifest["key"].tolist()
-    assert list(table.columns) == ["key", *embedding_columns(backbone), *STAT_NAMES]
-    cnn = table[embedding_columns(backbone)].to_numpy()
+    assert list(table.columns) == ["key", *embedding_columns(backbone, "last"), *STAT_NAMES]
+    cnn = table[embedding_columns(backbone, "last")].to_numpy()
     assert cnn.dtype == np.float32
     np.testing.assert_allclose(cnn, embeddings[[1, 0, 1]], rtol=1e-3, atol=1e-3)
     np.testing.assert_array_equal(table[list(STAT_NAMES)].to_numpy(), stats[[1, 0, 1]])
-    assert cache_namespace(params) == f"mobilenet_v2-224px-v{PREPROCESSING_VERSION}"
+    assert cache_namespace(params) == f"mobilenet_v2-last-224px-v{PREPROCESSING_VERSION}"

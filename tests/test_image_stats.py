@@ -89,6 +89,14 @@ def test_tiny_image_has_no_sharpness_or_noise_but_other_statistics():
     assert all(math.isfinite(tiny[name]) for name in STAT_NAMES[2:])
 
 
+def test_added_noise_shows_in_noise_not_in_sharpness(rgb):
+    pixels = np.asarray(rgb, dtype=np.float64)
+    noisy = Image.fromarray(np.clip(pixels + np.random.default_rng(0).normal(0, 32, pixels.shape), 0, 255).astype(np.uint8))
+    original, measured = stats(rgb), stats(noisy)
+    assert measured["noise"] > 5 * original["noise"]
+    assert measured["sharpness"] < original["sharpness"] + 0.2  # the plain Laplacian variance rose by over a decade
+
+
 # --- open_photo: EXIF orientation --------------------------------------------------------------
 
 

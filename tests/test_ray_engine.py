@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import LIVEC_IMAGES, PARAMS_YAML
+from conftest import CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML
 from keeptrash.features.extract import SHARD_SIZE, cache_namespace, feature_table
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
@@ -37,7 +37,7 @@ def test_the_ray_engine_writes_the_same_features_as_the_local_engine(local_ray, 
     results = {}
     for engine in ("local", "ray"):
         # One actor with this machine's 2 cores: the same threads as the local engine, so the very same arithmetic.
-        params = dataclasses.replace(features, engine=engine, ray_actors=1, ray_cpus_per_actor=2)
+        params = dataclasses.replace(features, engine=engine, ray_actors=1, ray_cpus_per_actor=2, **CHEAP_FEATURES)
         store = FeatureStore(tmp_path / engine, cache_namespace(params))
         results[engine] = feature_table(paths, digests, params, store, 10**8)
     (local_table, local_failures, local_computed), (ray_table, ray_failures, ray_computed) = results["local"], results["ray"]

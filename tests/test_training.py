@@ -9,10 +9,12 @@ from catboost import CatBoostClassifier
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from keeptrash.analysis.learning_curve import learning_curve
+from keeptrash.cross_validation import cross_validate, cv_folds, fold_metrics
+from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
-from keeptrash.params import TrainParams
+from keeptrash.params import FeaturesParams, TrainParams
 from keeptrash.training import (
     DEFAULT_THRESHOLD,
     choose_threshold,
@@ -26,7 +28,7 @@ from keeptrash.errors import KeeptrashError
 
 PARAMS = TrainParams(
     iterations=30, depth=3, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
-        feature_set="all", pca_components=0, early_stopping_rounds=0,
+        feature_set="all", pca_components=0, ridge_score=False, monotone_faults=False, early_stopping_rounds=0,
     class_weights="none", decision_threshold=None, seed=0,
 )
 
@@ -78,16 +80,19 @@ def test_a_fixed_threshold_param_is_used_as_given(data):
     assert chosen == choose_threshold(val["label"], model.predict_proba(val[columns])[:, 1])
 
 
+STAMPED_FEATURES = FeaturesParams(backbone="mobilenet_v2", pooling="multilevel", resolution=384, batch_size=4, device="cpu")
+
+
 def test_model_file_records_how_its_features_were_made(data, tmp_path):
     train, val, columns = data
     model = fit_classifier(train, val, columns, PARAMS)
-    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    stamp_model(model, STAMPED_FEATURES, 0.42)
     model.save_model(str(tmp_path / "model.cbm"))
     loaded = CatBoostClassifier()
     loaded.load_model(str(tmp_path / "model.cbm"))
     metadata = dict(loaded.get_metadata())
     assert metadata["backbone"] == "mobilenet_v2"
-    assert metadata["image_size"] == "256"
+    assert (metadata["pooling"], metadata["resolution"]) == ("multilevel", "384")
     assert metadata["decision_threshold"] == "0.42"
     assert metadata["preprocessing_version"] == str(PREPROCESSING_VERSION)
     assert "train_finish_time" not in metadata and "model_guid" not in metadata
@@ -96,10 +101,13 @@ def test_model_file_records_how_its_features_were_made(data, tmp_path):
 def test_load_model_reads_the_stamped_metadata_back_as_values(data, tmp_path):
     train, val, columns = data
     model = fit_classifier(train, val, columns, PARAMS)
-    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    stamp_model(model, STAMPED_FEATURES, 0.42)
     model.save_model(str(tmp_path / "model.cbm"))
     _, metadata = load_model(tmp_path / "model.cbm")
-    assert metadata == {"backbone": "mobilenet_v2", "image_size": 256, "preprocessing_version": PREPROCESSING_VERSION, "decision_threshold": 0.42}
+    assert metadata == {
+        "backbone": "mobilenet_v2", "pooling": "multilevel", "resolution": 384,
+        "preprocessing_version": PREPROCESSING_VERSION, "decision_threshold": 0.42,
+    }
 
 
 @pytest.mark.parametrize(
@@ -108,16 +116,15 @@ def test_load_model_reads_the_stamped_metadata_back_as_values(data, tmp_path):
         ("decision_threshold", "abc", "decision_threshold must be a number from 0 to 1, got 'abc'"),
         ("decision_threshold", "nan", "decision_threshold must be a number from 0 to 1, got 'nan'"),
         ("decision_threshold", "2.5", "decision_threshold must be a number from 0 to 1, got '2.5'"),
-        ("image_size", "224px", "image_size must be a whole number from 32 to 1024"),
-        ("image_size", "-5", "got '-5'"),
-        ("preprocessing_version", "four", "preprocessing_version must be a whole number"),
+        ("resolution", "500px", "resolution must be a whole number from 32 to 4096"),
+        ("resolution", "-5", "got '-5'"),
         ("feature_set", "everything", "feature_set must be one of all, cnn, stats"),
     ],
 )
 def test_tampered_model_metadata_is_one_line_naming_the_file_and_field(data, tmp_path, field, value, words):
     train, val, columns = data
     model = fit_classifier(train, val, columns, PARAMS)
-    stamp_model(model, "mobilenet_v2", 256, 0.42)
+    stamp_model(model, STAMPED_FEATURES, 0.42)
     model.get_metadata()[field] = value
     path = tmp_path / "tampered.cbm"
     model.save_model(str(path))
@@ -125,6 +132,21 @@ def test_tampered_model_metadata_is_one_line_naming_the_file_and_field(data, tmp
         load_model(path)
     message = str(error.value)
     assert message.startswith(f"{path}: model metadata ") and words in message and "retrain" in message, message
+
+
+@pytest.mark.parametrize("version", ["four", str(PREPROCESSING_VERSION - 1)])
+def test_model_from_other_preprocessing_is_refused_before_its_fields_are_read(data, tmp_path, version):
+    """A model from an older keeptrash lacks today's fields; the version it names is what the user must hear."""
+    train, val, columns = data
+    model = fit_classifier(train, val, columns, PARAMS)
+    stamp_model(model, STAMPED_FEATURES, 0.42)
+    metadata = model.get_metadata()
+    metadata["preprocessing_version"] = version
+    del metadata["pooling"]
+    path = tmp_path / "old.cbm"
+    model.save_model(str(path))
+    with pytest.raises(KeeptrashError, match=f"trained on preprocessing v{version}, this keeptrash computes v{PREPROCESSING_VERSION}; retrain"):
+        load_model(path)
 
 
 # --- model inputs: feature sets and the PCA projection stored in the model ---------------------------
@@ -145,10 +167,11 @@ def embedded() -> pd.DataFrame:
 
 
 def test_projection_is_fitted_on_the_train_split_only(embedded):
-    spec = fit_inputs(embedded[embedded["split"] == "train"], "all", 5, seed=0)
+    params = dataclasses.replace(PARAMS, pca_components=5)
+    spec, _ = fit_inputs(embedded[embedded["split"] == "train"], params)
     shifted = embedded.copy()
     shifted.loc[shifted["split"] != "train", "cnn_0001"] += 100.0  # held-out rows must not move the projection
-    again = fit_inputs(shifted[shifted["split"] == "train"], "all", 5, seed=0)
+    again, _ = fit_inputs(shifted[shifted["split"] == "train"], params)
     np.testing.assert_array_equal(spec.projection.components, again.projection.components)
     frame = spec.frame(embedded)
     assert list(frame.columns) == [f"pca_{i:03d}" for i in range(5)] + list(STAT_NAMES)
@@ -161,7 +184,8 @@ def test_projection_is_fitted_on_the_train_split_only(embedded):
     ("cnn", 8, "pca_000", 8),
 ])
 def test_feature_sets_pick_their_columns(embedded, feature_set, components, first, count):
-    frame = fit_inputs(embedded, feature_set, components, seed=0).frame(embedded)
+    spec, _ = fit_inputs(embedded, dataclasses.replace(PARAMS, feature_set=feature_set, pca_components=components))
+    frame = spec.frame(embedded)
     assert frame.columns[0] == first and frame.shape == (len(embedded), count)
 
 
@@ -183,3 +207,94 @@ def test_learning_curve_grows_the_training_split_and_keeps_held_out_rows(embedde
     assert curve["train_photos"].tolist() == [50, 100, 160]
     assert curve["gap"].tolist() == pytest.approx((100 * (curve["train_accuracy"] - curve["val_accuracy"])).tolist(), abs=0.01)
     assert curve["test_roc_auc"].between(0.5, 1).all()
+
+
+# --- the ridge score and cross-validation ---------------------------------------------------------
+
+
+@pytest.fixture
+def rated(embedded) -> pd.DataFrame:
+    """`embedded` with a score per photo that the first CNN column predicts, as own ratings."""
+    rng = np.random.default_rng(4)
+    score = 50 + 10 * embedded["cnn_0000"] + rng.normal(scale=5, size=len(embedded))
+    return embedded.assign(source="own", score=score)
+
+
+def test_ridge_score_on_training_rows_is_left_out_not_fitted(rated):
+    """On pure noise a ridge fits its own rows, but predicts each left-out row no better than chance."""
+    rng = np.random.default_rng(5)
+    noise = rated.assign(**{f"cnn_{i:04d}": rng.normal(size=len(rated)) for i in range(40)}, score=rng.normal(size=len(rated)))
+    params = dataclasses.replace(PARAMS, ridge_score=True, feature_set="stats")
+    spec, train_inputs = fit_inputs(noise, params)
+    assert list(train_inputs.columns) == ["ridge_score", *STAT_NAMES]
+    target = noise["score"].rank(pct=True)
+    fitted_correlation = np.corrcoef(spec.frame(noise)["ridge_score"], target)[0, 1]
+    left_out_correlation = np.corrcoef(train_inputs["ridge_score"], target)[0, 1]
+    assert fitted_correlation > left_out_correlation + 0.2
+    assert left_out_correlation < 0.15
+
+
+def test_a_model_with_a_ridge_score_rebuilds_it_from_its_file(rated, tmp_path):
+    params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4)
+    spec, inputs, columns = training_inputs(rated, params)
+    assert columns[0] == "ridge_score"
+    model = fit_classifier(inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"], columns, params)
+    stamp_inputs(model, spec)
+    model.save_model(str(tmp_path / "model.cbm"))
+    loaded = CatBoostClassifier()
+    loaded.load_model(str(tmp_path / "model.cbm"))
+    held_out = rated[rated["split"] != "train"]
+    np.testing.assert_allclose(keep_probability(loaded, held_out), model.predict_proba(spec.frame(held_out)[columns])[:, 1], atol=1e-6)
+
+
+def test_cross_validation_reports_each_metric_as_mean_and_sd(rated):
+    params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4, cv_folds=4, cv_repeats=2)
+    cv = cross_validate(rated, params)
+    assert list(cv) == ["folds", "repeats", "accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap"]
+    assert (cv["folds"], cv["repeats"]) == (4, 2)
+    for metric in ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap"):
+        assert set(cv[metric]) == {"mean", "sd"} and cv[metric]["sd"] >= 0
+    assert cv["roc_auc"]["mean"] > 0.9 and cv["spearman"]["mean"] > 0.5
+    assert cv_folds(rated.loc[rated["split"] != "test", "label"], 4, 2, 0)[0][1].tolist() == cv_folds(
+        rated.loc[rated["split"] != "test", "label"], 4, 2, 0
+    )[0][1].tolist()  # the same folds for the same seed
+
+
+def test_cross_validation_never_sees_the_test_split(rated):
+    params = dataclasses.replace(PARAMS, cv_folds=3, cv_repeats=1)
+    scrambled = rated.copy()
+    test = scrambled["split"] == "test"
+    scrambled.loc[test, "label"] = 1 - scrambled.loc[test, "label"]
+    scrambled.loc[test, "cnn_0000"] *= -50
+    assert cross_validate(scrambled, params) == cross_validate(rated, params)
+
+
+def test_everything_a_fold_fits_comes_from_its_training_part(rated):
+    """Projection, ridge, classifier and threshold: garbage held-out rows change the held-out scores, never the fit."""
+    params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4)
+    fitted, held_out = rated.iloc[:150], rated.iloc[150:]
+    garbage = held_out.assign(cnn_0000=held_out["cnn_0000"] * -100, label=1 - held_out["label"])
+    clean, spoiled = fold_metrics(fitted, held_out, params), fold_metrics(fitted, garbage, params)
+    # overfitting_gap = 100 x (training-part accuracy - held-out accuracy): the training part's accuracy is unchanged.
+    assert clean["overfitting_gap"] + 100 * clean["accuracy"] == pytest.approx(spoiled["overfitting_gap"] + 100 * spoiled["accuracy"])
+    assert spoiled["accuracy"] < clean["accuracy"]
+
+
+def test_too_few_photos_of_a_class_for_the_folds_is_one_clear_error(rated):
+    few = pd.concat([rated[rated["label"] == 1], rated[rated["label"] == 0].head(3)])
+    with pytest.raises(KeeptrashError, match="train.cv_folds 5 needs at least 5 keep and 5 trash"):
+        cross_validate(few, dataclasses.replace(PARAMS, cv_folds=5))
+
+
+def test_monotone_faults_never_let_more_noise_raise_the_keep_probability(rated):
+    """In this data more noise goes with keep; held monotone, the model may not follow it."""
+    noisy = rated.assign(noise=rated["label"] + np.random.default_rng(6).normal(scale=0.3, size=len(rated)))
+    params = dataclasses.replace(PARAMS, feature_set="stats", iterations=60)
+    probe = noisy.iloc[:20].copy()
+    for monotone, rises in ((False, True), (True, False)):
+        spec, inputs, columns = training_inputs(noisy, dataclasses.replace(params, monotone_faults=monotone))
+        model = fit_classifier(inputs, inputs.iloc[0:0], columns, dataclasses.replace(params, monotone_faults=monotone))
+        low, high = (model.predict_proba(spec.frame(probe.assign(noise=value))[columns])[:, 1] for value in (-1.0, 2.0))
+        assert bool((high > low + 0.05).any()) == rises
+        if monotone:
+            assert (high <= low + 1e-9).all()

@@ -1,8 +1,15 @@
-"""What the classifier sees: the feature columns `train.features` picks, the CNN embedding optionally
-projected onto principal components fitted on the training split only.
+"""What the classifier sees: the feature columns `train.feature_set` picks, the CNN embedding optionally
+projected onto principal components fitted on the training split only, and optionally a ridge score.
 
-The choice and the projection are stored in the model file's metadata, so every later use (the
-benchmark and analyze stages, `keeptrash cull`) rebuilds exactly the inputs the model was fitted on.
+The ridge score (train.ridge_score) is a linear model's prediction of the photo's score rank from
+the whole embedding: thousands of weak multi-level features are what a linear
+model reads well and a shallow tree ensemble reads badly, so CatBoost gets the linear model's
+verdict as one input next to the statistics. On the training rows it is the leave-one-out prediction
+(each row scored by a ridge fitted without it; exact and free from the ridge's own fit), so CatBoost
+learns how far to trust it on new photos rather than the ridge's fit to rows it has seen.
+
+The choice, the projection and the ridge are stored in the model file's metadata, so every later use
+(the benchmark and analyze stages, `keeptrash cull`) rebuilds exactly the inputs the model was fitted on.
 """
 
 import base64
@@ -13,10 +20,31 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.decomposition import PCA
+from sklearn.linear_model import RidgeCV
 
 from keeptrash.features.image_stats import STAT_NAMES
-EMBEDDING_PREFIX, PROJECTION_PREFIX = "cnn_", "pca_"
-_FEATURE_SET_KEY, _PROJECTION_KEY = "feature_set", "cnn_projection"
+from keeptrash.params import TrainParams
+
+EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN = "cnn_", "pca_", "ridge_score"
+_FEATURE_SET_KEY, _PROJECTION_KEY, _RIDGE_KEY = "feature_set", "cnn_projection", "ridge_score"
+# Ridge strengths tried (by efficient leave-one-out) on standardised inputs; the best is kept.
+RIDGE_ALPHAS = tuple(np.logspace(0, 5, 11))
+
+
+def within_source_rank(rows: pd.DataFrame) -> pd.Series:
+    """Each photo's score as a percentile within its own source: AVA mean scores and own ratings use different scales."""
+    return rows.groupby("source")["score"].rank(pct=True)
+
+
+def _encode(**arrays: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: np.asarray(array, dtype=np.float32) for name, array in arrays.items()})
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _decode(text: str) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(base64.b64decode(text))) as arrays:
+        return {name: arrays[name] for name in arrays.files}
 
 
 @dataclass(frozen=True)
@@ -34,24 +62,75 @@ class Projection:
         return (embedding - self.mean) @ self.components.T
 
     def encode(self) -> str:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, mean=self.mean.astype(np.float32), components=self.components.astype(np.float32))
-        return base64.b64encode(buffer.getvalue()).decode("ascii")
+        return _encode(mean=self.mean, components=self.components)
 
     @classmethod
     def decode(cls, text: str) -> "Projection":
-        with np.load(io.BytesIO(base64.b64decode(text))) as arrays:
-            return cls(arrays["mean"], arrays["components"])
+        return cls(**_decode(text))
+
+
+def _ridge_inputs(table: pd.DataFrame) -> np.ndarray:
+    return table[_embedding_columns(table)].to_numpy(dtype=np.float64)
+
+
+def _embedding_columns(table: pd.DataFrame) -> list[str]:
+    return [column for column in table.columns if column.startswith(EMBEDDING_PREFIX)]
+
+
+@dataclass(frozen=True)
+class RidgeScore:
+    """A ridge regression on the standardised embedding. The statistics stay out of it: far outside their training
+    range (a heavily noised photo's noise estimate) a linear model extrapolates without limit, where CatBoost,
+    which sees them directly, saturates and can be held monotone (train.monotone_faults)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    intercept: np.ndarray  # shape (1,)
+
+    @classmethod
+    def fit(cls, inputs: np.ndarray, target: np.ndarray) -> tuple["RidgeScore", np.ndarray]:
+        """The ridge with the best leave-one-out error, and its leave-one-out prediction of every row."""
+        mean = np.nanmean(inputs, axis=0)
+        scale = np.nanstd(inputs, axis=0)
+        scale[~(scale > 0)] = 1.0
+        # With a scoring given, RidgeCV stores each row's leave-one-out prediction per alpha (not its error).
+        ridge = RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error", store_cv_results=True)
+        ridge.fit(_standardised(inputs, mean, scale), target)
+        left_out = ridge.cv_results_[:, RIDGE_ALPHAS.index(ridge.alpha_)]
+        return cls(mean, scale, ridge.coef_, np.array([ridge.intercept_])), left_out
+
+    def apply(self, inputs: np.ndarray) -> np.ndarray:
+        return _standardised(inputs, self.mean, self.scale) @ self.weights + self.intercept[0]
+
+    def encode(self) -> str:
+        return _encode(mean=self.mean, scale=self.scale, weights=self.weights, intercept=self.intercept)
+
+    @classmethod
+    def decode(cls, text: str) -> "RidgeScore":
+        return cls(**_decode(text))
+
+
+def _standardised(inputs: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.nan_to_num((inputs - mean) / scale)
+
+
+def ridge_target(rows: pd.DataFrame) -> np.ndarray:
+    """The score rank within the photo's source; a photo without a score (an own keep/ or trash/ photo) counts as 1 or 0."""
+    return within_source_rank(rows).fillna(rows["label"].astype(float)).to_numpy()
 
 
 @dataclass(frozen=True)
 class InputSpec:
     feature_set: str
     projection: Projection | None
+    ridge: RidgeScore | None = None
 
     def frame(self, table: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for each row of a table holding cnn_* and the image statistics."""
         parts = []
+        if self.ridge is not None:
+            parts.append(pd.DataFrame({RIDGE_COLUMN: self.ridge.apply(_ridge_inputs(table)).astype(np.float32)}))
         if self.feature_set in ("all", "cnn"):
             embedding = table[[column for column in table.columns if column.startswith(EMBEDDING_PREFIX)]]
             if self.projection is None:
@@ -64,13 +143,25 @@ class InputSpec:
         return pd.concat(parts, axis=1)
 
 
-def fit_inputs(train: pd.DataFrame, feature_set: str, pca_components: int, seed: int) -> InputSpec:
-    """The input spec; with pca_components > 0 (and the embedding in use) a PCA fitted on `train` alone."""
-    if pca_components == 0 or feature_set == "stats":
-        return InputSpec(feature_set, None)
-    embedding = train[[column for column in train.columns if column.startswith(EMBEDDING_PREFIX)]].to_numpy(dtype=np.float64)
-    pca = PCA(n_components=min(pca_components, *embedding.shape), random_state=seed).fit(embedding)
-    return InputSpec(feature_set, Projection(pca.mean_, pca.components_))
+def fit_inputs(train: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame]:
+    """The input spec fitted on `train` alone (label, source and score columns and features), and train's own inputs.
+
+    With pca_components > 0 (and the embedding in use) the spec holds a PCA; with ridge_score a ridge
+    fitted on all of `train`, while train's own ridge_score column holds leave-one-out predictions.
+    """
+    projection = None
+    if params.pca_components > 0 and params.feature_set != "stats":
+        embedding = train[_embedding_columns(train)].to_numpy(dtype=np.float64)
+        pca = PCA(n_components=min(params.pca_components, *embedding.shape), random_state=params.seed).fit(embedding)
+        projection = Projection(pca.mean_, pca.components_)
+    if not params.ridge_score:
+        spec = InputSpec(params.feature_set, projection)
+        return spec, spec.frame(train)
+    ridge, left_out = RidgeScore.fit(_ridge_inputs(train), ridge_target(train))
+    spec = InputSpec(params.feature_set, projection, ridge)
+    inputs = spec.frame(train)
+    inputs[RIDGE_COLUMN] = left_out.astype(np.float32)
+    return spec, inputs
 
 
 def stamp_inputs(model: CatBoostClassifier, spec: InputSpec) -> None:
@@ -78,13 +169,16 @@ def stamp_inputs(model: CatBoostClassifier, spec: InputSpec) -> None:
     metadata[_FEATURE_SET_KEY] = spec.feature_set
     if spec.projection is not None:
         metadata[_PROJECTION_KEY] = spec.projection.encode()
+    if spec.ridge is not None:
+        metadata[_RIDGE_KEY] = spec.ridge.encode()
 
 
 def input_spec(model: CatBoostClassifier) -> InputSpec:
     metadata = model.get_metadata()
     projection = Projection.decode(metadata[_PROJECTION_KEY]) if _PROJECTION_KEY in metadata else None
+    ridge = RidgeScore.decode(metadata[_RIDGE_KEY]) if _RIDGE_KEY in metadata else None
     # Models from before feature sets existed were trained on everything.
-    return InputSpec(metadata[_FEATURE_SET_KEY] if _FEATURE_SET_KEY in metadata else "all", projection)
+    return InputSpec(metadata[_FEATURE_SET_KEY] if _FEATURE_SET_KEY in metadata else "all", projection, ridge)
 
 
 def model_frame(model: CatBoostClassifier, table: pd.DataFrame) -> pd.DataFrame:

@@ -76,7 +76,8 @@ class DownloadParams:
 @dataclass(frozen=True)
 class FeaturesParams:
     backbone: str
-    image_size: int
+    pooling: str  # keeptrash.features.backbones.POOLINGS
+    resolution: int  # the whole photo's long side, in pixels, as the backbone sees it
     batch_size: int
     device: str
     # None: the extraction chooses (keeptrash.features.extract.decoding_workers).
@@ -98,11 +99,18 @@ class TrainParams:
     subsample: float
     feature_set: str
     pca_components: int
+    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model_inputs).
+    ridge_score: bool
+    # Keep probability never rises with the fault statistics (keeptrash.training.FAULT_STATISTICS).
+    monotone_faults: bool
     early_stopping_rounds: int
     class_weights: str
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
     decision_threshold: float | None
     seed: int
+    # Repeated stratified k-fold cross-validation on train+val (keeptrash.cross_validation); cv_folds 0 = off.
+    cv_folds: int = 5
+    cv_repeats: int = 3
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,12 @@ class _Section:
         except KeeptrashError:
             raise self._fail(key, expected) from None
 
+    def boolean(self, key: str) -> bool:
+        value = self._get(key, "true or false")
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
         value = self._get(key, expected)
@@ -189,6 +203,13 @@ class _Section:
         if not isinstance(value, list) or not (value or may_be_empty) or not all(isinstance(item, str) for item in value):
             raise self._fail(key, expected)
         return tuple(value)
+
+
+def _cv_folds(train: _Section) -> int:
+    folds = train.integer("cv_folds", 0, 50)
+    if folds == 1:
+        raise train._fail("cv_folds", "0 (no cross-validation) or a whole number from 2 to 50")
+    return folds
 
 
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
@@ -207,7 +228,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
             f"got {val_fraction} + {test_fraction}"
         )
-    from keeptrash.features.backbones import BACKBONES  # heavy imports stay out of the params module
+    from keeptrash.features.backbones import BACKBONES, POOLINGS  # heavy imports stay out of the params module
     from keeptrash.sources import SOURCE_NAMES
 
     return Params(
@@ -249,7 +270,8 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
         ),
         features=FeaturesParams(
             backbone=features.text("backbone", tuple(BACKBONES)),
-            image_size=features.integer("image_size", 32, 1024),
+            pooling=features.text("pooling", POOLINGS),
+            resolution=features.integer("resolution", 32, 4096),
             batch_size=features.integer("batch_size", 1, 4096),
             device=features.text("device", ("auto", "cpu", "cuda")),
             workers=features.integer_or_auto("workers", 0, 64),
@@ -268,10 +290,14 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             subsample=train.number("subsample", 0.01, 1.0),
             feature_set=train.text("feature_set", FEATURE_SETS),
             pca_components=train.integer("pca_components", 0, 4096),
+            ridge_score=train.boolean("ridge_score"),
+            monotone_faults=train.boolean("monotone_faults"),
             early_stopping_rounds=train.integer("early_stopping_rounds", 0),
             class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
             decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),
             seed=train.integer("seed", 0),
+            cv_folds=_cv_folds(train),
+            cv_repeats=train.integer("cv_repeats", 1, 100),
         ),
         analyze=AnalyzeParams(
             degradation_photos=analyze.integer("degradation_photos", 0),

@@ -1,5 +1,6 @@
 """Fit the CatBoost keep/trash classifier, measure how far it overfits, and stamp and read back its metadata."""
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
 from keeptrash.model_inputs import InputSpec, fit_inputs
-from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, TrainParams
+from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
 DEFAULT_THRESHOLD = 0.5
 LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "challenge"]
+# Statistics of faults: with train.monotone_faults, more of them never raises the keep probability.
+# On the demo photos more measured noise comes with more fine texture, which people like, so a free
+# model learned to reward noise and kept noisier takes (issue 13); no training photo teaches it otherwise.
+FAULT_STATISTICS = ("noise", "highlights_clipped", "shadows_clipped")
 
 
 def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
@@ -32,8 +37,10 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
 
 def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
     """The input spec fitted on the train split, every row's model inputs (with label and split), and their columns."""
-    spec = fit_inputs(table[table["split"] == "train"], params.feature_set, params.pca_components, params.seed)
+    training = (table["split"] == "train").to_numpy()
+    spec, train_inputs = fit_inputs(table[training], params)
     frame = spec.frame(table)
+    frame.loc[training] = train_inputs.to_numpy()
     return spec, pd.concat([table[["label", "split"]].reset_index(drop=True), frame], axis=1), list(frame.columns)
 
 
@@ -62,6 +69,7 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
         # Only the sampling bootstraps take a sample size.
         subsample=params.subsample if params.bootstrap_type in ("MVS", "Bernoulli") else None,
         auto_class_weights=CLASS_WEIGHTS[params.class_weights],
+        monotone_constraints={name: -1 for name in FAULT_STATISTICS if name in feature_columns} if params.monotone_faults else None,
         random_seed=params.seed,
         custom_metric=["Accuracy", "AUC"],
         # CatBoost would otherwise silently keep the best validation iteration whenever an eval set is given.
@@ -100,7 +108,7 @@ def decision_threshold(model: CatBoostClassifier, val: pd.DataFrame, feature_col
     return choose_threshold(val["label"], model.predict_proba(val[feature_columns])[:, 1])
 
 
-def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, threshold: float) -> None:
+def stamp_model(model: CatBoostClassifier, features: FeaturesParams, threshold: float) -> None:
     """Record how the model's features were made, so scoring new photos never has to assume it.
 
     CatBoost also stamps each model with a finish time and a random guid; they are dropped so that
@@ -110,8 +118,9 @@ def stamp_model(model: CatBoostClassifier, backbone: str, image_size: int, thres
     for run_specific in ("train_finish_time", "model_guid"):
         if run_specific in metadata:
             del metadata[run_specific]
-    metadata["backbone"] = backbone
-    metadata["image_size"] = str(image_size)
+    metadata["backbone"] = features.backbone
+    metadata["pooling"] = features.pooling
+    metadata["resolution"] = str(features.resolution)
     metadata["preprocessing_version"] = str(PREPROCESSING_VERSION)
     metadata["decision_threshold"] = str(threshold)
 
@@ -146,7 +155,8 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
 # a field name, what it must be and how to read it. A new field is one line here.
 MODEL_METADATA = {
     "backbone": MetadataField("a backbone name", str),
-    "image_size": MetadataField("a whole number from 32 to 1024 (as features.image_size)", _within(int, 32, 1024)),
+    "pooling": MetadataField("a pooling name", str),
+    "resolution": MetadataField("a whole number from 32 to 4096 (as features.resolution)", _within(int, 32, 4096)),
     "preprocessing_version": MetadataField("a whole number", _within(int, 0, math.inf)),
     "decision_threshold": MetadataField("a number from 0 to 1", _within(float, 0.0, 1.0)),
     "feature_set": MetadataField(f"one of {', '.join(FEATURE_SETS)}", _one_of(FEATURE_SETS), required=False),
@@ -161,6 +171,11 @@ def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
     except CatBoostError:
         raise KeeptrashError(f"{path}: not a CatBoost model file; pass the models/model.cbm that dvc repro wrote") from None
     stored = model.get_metadata()
+    if "preprocessing_version" in stored and stored["preprocessing_version"] != str(PREPROCESSING_VERSION):
+        raise KeeptrashError(
+            f"{path}: model was trained on preprocessing v{stored['preprocessing_version'][:20]}, this keeptrash computes "
+            f"v{PREPROCESSING_VERSION}; retrain it with dvc repro"
+        )
     missing = [name for name, field in MODEL_METADATA.items() if field.required and name not in stored]
     if missing:
         raise KeeptrashError(f"{path}: model lacks {', '.join(missing)} in its metadata; it was not made by keeptrash's train stage")
@@ -176,6 +191,12 @@ def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
                 "altered or damaged, retrain it with dvc repro"
             ) from None
     return model, metadata
+
+
+def trained_features(metadata: dict[str, Any], settings: FeaturesParams) -> FeaturesParams:
+    """`settings` (batch size, device, workers, engine) with the backbone, pooling and resolution a model was trained on
+    (its metadata as `load_model` checked it)."""
+    return dataclasses.replace(settings, backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=metadata["resolution"])
 
 
 def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:

@@ -7,12 +7,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import log_loss
 
 from keeptrash.labelling import KEEP, TRASH
-from keeptrash.model_inputs import model_frame
-
-
-def within_source_rank(val: pd.DataFrame) -> pd.Series:
-    """Each photo's score as a percentile within its own source: AVA mean scores and own ratings use different scales."""
-    return val.groupby("source")["score"].rank(pct=True)
+from keeptrash.model_inputs import model_frame, within_source_rank
 
 
 def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -10,19 +10,18 @@ from tqdm import tqdm
 
 from keeptrash.cull import KEEP, TRASH
 from keeptrash.errors import KeeptrashError
-from keeptrash.features import PREPROCESSING_VERSION
-from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.backbones import BACKBONES, POOLINGS
 from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
-from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, input_spec, model_frame
+from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
 from keeptrash.params import FeaturesParams
 from keeptrash.training import load_model
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
-_CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX)
+_CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN)  # the ridge score is the embedding's verdict
 REASONS_SHOWN = 2
 
 
@@ -38,21 +37,18 @@ def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
     classifier, metadata = load_model(path)
-    if metadata["preprocessing_version"] != PREPROCESSING_VERSION:
-        raise KeeptrashError(
-            f"{path}: model was trained on preprocessing v{metadata['preprocessing_version']}, this keeptrash computes "
-            f"v{PREPROCESSING_VERSION}; retrain it with dvc repro"
-        )
     if metadata["backbone"] not in BACKBONES:
         raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
-    features = FeaturesParams(metadata["backbone"], metadata["image_size"], batch_size, device)
-    available = [*embedding_columns(BACKBONES[features.backbone]), *STAT_NAMES]
+    if metadata["pooling"] not in POOLINGS:
+        raise KeeptrashError(f"{path}: model uses pooling {metadata['pooling']!r}, which this keeptrash does not have")
+    features = FeaturesParams(
+        backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=metadata["resolution"], batch_size=batch_size, device=device
+    )
+    available = [*embedding_columns(BACKBONES[features.backbone], features.pooling), *STAT_NAMES]
     expected = input_spec(classifier).frame(pd.DataFrame(np.zeros((1, len(available))), columns=available)).columns
     if list(classifier.feature_names_) != list(expected):
         raise KeeptrashError(f"{path}: model's feature columns differ from what its metadata describes; retrain it")
     return ScoringModel(classifier, features, metadata["decision_threshold"])
-
-
 
 
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:

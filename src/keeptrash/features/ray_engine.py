@@ -25,7 +25,7 @@ class _ShardExtractor:
 
     def __init__(self, params: FeaturesParams, max_pixels: int):
         self.params, self.max_pixels = params, max_pixels
-        self.embed = Embedder(BACKBONES[params.backbone], choose_device(params.device))
+        self.embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
 
     def __call__(self, shards: pd.DataFrame) -> pd.DataFrame:
         rows = []

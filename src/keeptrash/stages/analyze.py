@@ -1,5 +1,6 @@
 """Stage 7: the analyses a reviewer needs, as DVC metrics (metrics/analysis.json) and plots (metrics/analysis/)."""
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
 from keeptrash.model_inputs import keep_probability
 from keeptrash.params import Params, load_params
-from keeptrash.training import join_features, load_model
+from keeptrash.training import join_features, load_model, trained_features
 
 
 def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):
@@ -60,6 +61,8 @@ def main() -> None:
     model, metadata = load_model(paths.MODEL)
     threshold = metadata["decision_threshold"]
     probabilities = keep_probability(model, test)
+    # Degraded and paired photos get the features the model was trained on, whatever params.yaml says now.
+    params = dataclasses.replace(params, features=trained_features(metadata, params.features))
     store = FeatureStore(default_cache_root(), cache_namespace(params.features))
     plots = paths.ANALYSIS_PLOTS
 

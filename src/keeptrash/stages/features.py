@@ -23,7 +23,13 @@ def main() -> None:
     write_table(paths.FEATURES, table)
     write_json(
         paths.FEATURES_METRICS,
-        {"images": len(table), "backbone": params.features.backbone, "columns": table.shape[1] - 1},
+        {
+            "images": len(table),
+            "backbone": params.features.backbone,
+            "pooling": params.features.pooling,
+            "resolution": params.features.resolution,
+            "columns": table.shape[1] - 1,
+        },
     )
     print(
         f"features: {len(table)} photos ({extracted} extracted, {len(table) - extracted} from the cache "

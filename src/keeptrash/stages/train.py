@@ -1,8 +1,11 @@
-"""Stage 5: fit CatBoost on the train split, log learning curves, report accuracy per split and the gap."""
+"""Stage 5: fit CatBoost on the train split, log learning curves, report accuracy per split, the gap and cross-validation."""
+
+import time
 
 from dvclive import Live
 
 from keeptrash import paths
+from keeptrash.cross_validation import cross_validate
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
@@ -41,11 +44,19 @@ def main() -> None:
     val = inputs[inputs["split"] == "val"]
     model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
     threshold = decision_threshold(model, val, columns, params.train)
-    stamp_model(model, params.features.backbone, params.features.image_size, threshold)
+    stamp_model(model, params.features, threshold)
     stamp_inputs(model, spec)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
     log_learning_curves(model.get_evals_result())
     summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
+    if params.train.cv_folds:
+        started = time.perf_counter()
+        summary["cv"] = cross_validate(table, params.train)
+        cv = summary["cv"]
+        print(
+            f"train: {cv['folds']}-fold cross-validation x {cv['repeats']} in {time.perf_counter() - started:.1f} s: "
+            + ", ".join(f"{name} {cv[name]['mean']:.3f} +- {cv[name]['sd']:.3f}" for name in ("roc_auc", "spearman", "overfitting_gap"))
+        )
     write_json(paths.TRAIN_METRICS, summary)
     print(
         f"train: accuracy train {summary['train_accuracy']:.3f} / val {summary['val_accuracy']:.3f} / "

@@ -1,0 +1,108 @@
+"""The quality/speed frontier of the feature settings: backbone x pooling x resolution.
+
+Run from the repo root after `dvc repro` (it reads data/labels.parquet and data/manifest.parquet):
+    python benchmarks/frontier.py [--large ../shared/data/large] [--speed-photos 24]
+Per setting: the committed train params' cross-validated Spearman and ROC AUC on train+val (features
+from the shared feature cache, extracted once per setting), then images/s of the whole extraction
+(decode, statistics, model; features.workers as committed) on a subsample of AVA-sized photos (the
+demo photos) and of camera-sized photos, each in a fresh process whose largest peak RSS is reported.
+Speed rows run back to back so they share the machine's load; the load average is printed with them.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from keeptrash import paths
+from keeptrash.cross_validation import cross_validate
+from keeptrash.features.extract import cache_namespace, loaded_features, manifest_features, photo_file
+from keeptrash.features.store import FeatureStore, default_cache_root
+from keeptrash.images import OK
+from keeptrash.io import read_table
+from keeptrash.params import FeaturesParams, load_params
+from keeptrash.training import join_features
+
+# resnet50 is left out: its weights download on first use, and this machine is offline.
+SETTINGS = (
+    ("efficientnet_lite0", "last", 224),
+    ("efficientnet_lite0", "multilevel", 224),
+    ("efficientnet_lite0", "multilevel", 384),
+    ("efficientnet_lite0", "last", 500),
+    ("efficientnet_lite0", "multilevel", 500),
+    ("mobilenet_v2", "multilevel", 500),
+)
+AVA_SIZED = Path("data/sample/livec/images")
+MAX_PIXELS = 300_000_000
+
+
+def cv_quality(params, features: FeaturesParams) -> dict:
+    manifest = read_table(paths.MANIFEST, "download")
+    store = FeatureStore(default_cache_root(), cache_namespace(features))
+    table, _ = manifest_features(manifest[manifest["status"] == OK], features, store, params.download.max_image_pixels)
+    joined, _, _ = join_features(read_table(paths.LABELS, "labels"), manifest, table)
+    return cross_validate(joined, params.train)
+
+
+def speed_job(features: FeaturesParams, photos: list[str]) -> dict:
+    """In a fresh process: photos/s of the whole extraction into an empty cache, and the largest peak RSS."""
+    keys = [hashlib.sha256(f"{position}:{path}".encode()).hexdigest() for position, path in enumerate(photos)]
+    with tempfile.TemporaryDirectory(prefix="keeptrash-frontier-") as cache:
+        started = time.perf_counter()
+        loaded_features({key: photo_file(path) for key, path in zip(keys, photos)}, features, FeatureStore(Path(cache), "bench"), MAX_PIXELS)
+        seconds = time.perf_counter() - started
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return {"images_per_second": len(photos) / seconds, "peak_rss_mb": peak / 1024}
+
+
+def measure_speed(features: FeaturesParams, photos: list[Path]) -> dict:
+    job = json.dumps({"features": dataclasses.asdict(features), "photos": [str(photo) for photo in photos]})
+    result = subprocess.run([sys.executable, __file__, "--job", job], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=Path, default=Path("../shared/data/large"), help="folder of camera-sized JPEGs")
+    parser.add_argument("--speed-photos", type=int, default=24, help="AVA-sized photos per speed row (camera-sized: a third)")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        job = json.loads(args.job)
+        print(json.dumps(speed_job(FeaturesParams(**job["features"]), job["photos"])))
+        return
+    params = load_params()
+    ava_sized = sorted(AVA_SIZED.glob("*.jpg"))[: args.speed_photos]
+    camera_sized = sorted(args.large.glob("*.jpg"))[: max(1, args.speed_photos // 3)]
+    settings = [dataclasses.replace(params.features, backbone=b, pooling=p, resolution=r) for b, p, r in SETTINGS]
+    quality = {}
+    for features in settings:
+        started = time.perf_counter()
+        quality[features] = cv_quality(params, features)
+        print(f"{features.backbone} {features.pooling} {features.resolution}: CV in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    print(f"load average before the speed rows: {os.getloadavg()}", file=sys.stderr)
+    speed = {features: (measure_speed(features, ava_sized), measure_speed(features, camera_sized)) for features in settings}
+    print(f"load average after the speed rows: {os.getloadavg()}", file=sys.stderr)
+    cv = quality[settings[0]]
+    print(f"CV: {cv['folds']}-fold x {cv['repeats']} on train+val, committed train params; speed: {len(ava_sized)} AVA-sized "
+          f"and {len(camera_sized)} camera-sized photos, workers {params.features.workers or 'auto'}, {os.cpu_count()} cores\n")
+    print("| backbone | pooling | resolution | CV Spearman | CV ROC AUC | img/s AVA-sized | img/s camera-sized | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for features in settings:
+        cv, (small, large) = quality[features], speed[features]
+        print(
+            f"| {features.backbone} | {features.pooling} | {features.resolution} | {cv['spearman']['mean']:.3f} ± {cv['spearman']['sd']:.3f} | "
+            f"{cv['roc_auc']['mean']:.3f} ± {cv['roc_auc']['sd']:.3f} | {small['images_per_second']:.1f} | {large['images_per_second']:.1f} | "
+            f"{max(small['peak_rss_mb'], large['peak_rss_mb']):.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Repeated stratified k-fold cross-validation of the whole training recipe on train+val.
+
+One validation split of ~100 photos moves by several points between seeds; the mean and standard
+deviation over k x r held-out folds say whether an experiment really differs from another. Every
+step that learns from data is refitted inside each fold on the fold's training part alone: the PCA
+projection, the ridge score, the classifier and, with decision_threshold auto, the
+threshold, which is chosen on the training part's own predictions. The held-out fold is scored only.
+The test split is never seen.
+"""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.evaluation import classification_metrics, rank_correlation
+from keeptrash.model_inputs import fit_inputs, within_source_rank
+from keeptrash.params import TrainParams
+from keeptrash.training import choose_threshold, fit_classifier
+
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap")
+
+
+def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainParams) -> dict[str, float]:
+    """Fit the recipe on `fitted` alone and score `held_out`: one fold's accuracy, balanced accuracy, ROC AUC,
+    Spearman(keep probability, within-source score rank) and train-minus-held-out accuracy in points."""
+    spec, fitted_inputs = fit_inputs(fitted, params)
+    held_out_inputs = spec.frame(held_out)
+    columns = list(fitted_inputs.columns)
+    # No early stopping inside a fold: its only validation data is the held-out part, which must stay unseen.
+    model = fit_classifier(
+        fitted_inputs.assign(label=fitted["label"].to_numpy()), fitted_inputs.iloc[0:0], columns,
+        dataclasses.replace(params, early_stopping_rounds=0),
+    )
+    fitted_probability = model.predict_proba(fitted_inputs)[:, 1]
+    held_out_probability = model.predict_proba(held_out_inputs[columns])[:, 1]
+    threshold = params.decision_threshold
+    if threshold is None:
+        threshold = choose_threshold(fitted["label"].reset_index(drop=True), fitted_probability)
+    train_scores = classification_metrics(fitted["label"], fitted_probability, threshold)
+    scores = classification_metrics(held_out["label"], held_out_probability, threshold)
+    return {
+        "accuracy": scores["accuracy"],
+        "balanced_accuracy": scores["balanced_accuracy"],
+        "roc_auc": scores["roc_auc"],
+        "spearman": rank_correlation(held_out_probability, within_source_rank(held_out).reset_index(drop=True)),
+        "overfitting_gap": 100 * (train_scores["accuracy"] - scores["accuracy"]),
+    }
+
+
+def cv_folds(labels: pd.Series, folds: int, repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, held-out rows) positions of each fold, stratified by label, the same for the same seed."""
+    smallest = int(labels.value_counts().min()) if labels.nunique() == 2 else 0
+    if smallest < folds:
+        raise KeeptrashError(
+            f"train.cv_folds {folds} needs at least {folds} keep and {folds} trash photos in train+val, got {smallest} of the "
+            "rarer class; label more photos or lower train.cv_folds (0 turns cross-validation off)"
+        )
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def cross_validate(table: pd.DataFrame, params: TrainParams) -> dict:
+    """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns)."""
+    pool = table[table["split"].isin(("train", "val"))].reset_index(drop=True)
+    per_fold = pd.DataFrame(
+        [
+            fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params)
+            for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed)
+        ]
+    )
+    return {
+        "folds": params.cv_folds,
+        "repeats": params.cv_repeats,
+        **{
+            name: {"mean": round(float(per_fold[name].mean()), 4), "sd": round(float(per_fold[name].std(ddof=1)), 4)}
+            for name in METRICS
+        },
+    }
