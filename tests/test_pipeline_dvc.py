@@ -72,7 +72,7 @@ def build_pipeline_repo(root: Path, photos: int = PHOTOS, **param_changes: objec
     pairs[pairs["preferred"].isin(copied) & pairs["other"].isin(copied)].to_csv(repo / "data/sample/livec/pairs.csv", index=False)
     set_params(
         repo, train__iterations=60, train__cv_repeats=1, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS,
-        **{f"features__{key}": value for key, value in CHEAP_FEATURES.items()}, **param_changes,
+        **{**{f"features__{key}": value for key, value in CHEAP_FEATURES.items()}, **param_changes},
     )
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(root / "feature-cache")
     run(repo, "git", "init", "-q")

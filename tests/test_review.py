@@ -17,8 +17,10 @@ from PIL import Image
 
 from test_pipeline_dvc import REPO, build_pipeline_repo, dvc, read_metrics, run, set_params
 
-# Enough photos for a test split of about 40, so a broken model is told apart from noise.
+# Enough photos for a test split of about 40, and features good enough (the default's multi-level pooling, at a
+# lower resolution to stay cheap) that a broken model is told apart from noise.
 PHOTOS = 200
+REVIEW_FEATURES = {"features__pooling": "multilevel", "features__resolution": 384}
 
 
 def keeptrash(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -30,16 +32,17 @@ def keeptrash(repo: Path, *args: str, check: bool = True) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def review_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Commit 1: the baseline run. Commit 2: a deliberately broken model (one tree of depth 1). Then a queued
-    experiment on commit 2 named 'restored' that puts the baseline's training settings back."""
-    repo = build_pipeline_repo(tmp_path_factory.mktemp("review"), photos=PHOTOS)
+    """Commit 1: the baseline run. Commit 2: a deliberately broken model (one tree of depth 1 on the image statistics
+    alone, without the ridge score). Then a queued experiment on commit 2 named 'restored' that puts the baseline's
+    training settings back."""
+    repo = build_pipeline_repo(tmp_path_factory.mktemp("review"), photos=PHOTOS, **REVIEW_FEATURES)
     run(repo, "git", "tag", "baseline")
-    set_params(repo, train__iterations=1, train__depth=1)
+    set_params(repo, train__iterations=1, train__depth=1, train__ridge_score=False)
     dvc(repo, "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "broken model")
     run(repo, "git", "tag", "broken")
-    dvc(repo, "exp", "run", "--queue", "--name", "restored", "-S", "train.iterations=60", "-S", "train.depth=2")
+    dvc(repo, "exp", "run", "--queue", "--name", "restored", "-S", "train.iterations=60", "-S", "train.depth=2", "-S", "train.ridge_score=true")
     dvc(repo, "queue", "start", "-j", "1")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -97,6 +100,9 @@ def test_summary_puts_the_cross_validation_of_the_train_stage_beside_each_figure
 
 # --- keeptrash report -----------------------------------------------------------------------------------------
 
+VERDICT = 4  # the headline table's cells after the figure's name: base, new, change, interval, verdict, [CV mean ± sd]
+
+
 def headline_rows(report: str) -> dict[str, list[str]]:
     """The headline table's cells by figure name."""
     rows = {}
@@ -124,7 +130,9 @@ def test_report_finds_the_broken_model_worse_between_git_revisions(review_repo, 
     assert "report: wrote" in result.stdout
     report = (out / "report.md").read_text()
     rows = headline_rows(report)
-    assert rows["Test ROC AUC"][-1] == "**worse**"
+    assert rows["Test ROC AUC"][VERDICT] == "**worse**"
+    base_cv, new_cv = rows["Test ROC AUC"][VERDICT + 1].split(" → ")  # both revisions cross-validated in train
+    assert float(base_cv.split(" ± ")[0]) > float(new_cv.split(" ± ")[0])
     assert "\n**broken is worse than baseline on " in report and "Test ROC AUC" in report.split("\n")[2]
     base, new, change = (float(cell) for cell in rows["Test ROC AUC"][:3])
     assert change == pytest.approx(new - base, abs=0.0011) and change < 0
@@ -132,7 +140,7 @@ def test_report_finds_the_broken_model_worse_between_git_revisions(review_repo, 
     assert low <= change <= high < 0
     baseline_auc = json.loads(run(review_repo, "git", "show", "baseline:metrics/benchmark.json").stdout)["roc_auc"]
     assert base == pytest.approx(baseline_auc, abs=0.0006)
-    assert rows["Overfitting gap (points, train − validation accuracy)"][-1].startswith("**none")
+    assert rows["Overfitting gap (points, train − validation accuracy)"][VERDICT].startswith("**none")
     assert "Both revisions scored the same" in report
     links = [line[line.index("](") + 2 : -1] for line in report.splitlines() if line.startswith("![")]
     assert {"learning_curve.png", "roc.png", "calibration.png", "degradation.png", "changed_decisions.png"} <= set(links)
@@ -148,7 +156,7 @@ def test_report_of_a_revision_against_itself_is_within_noise_everywhere(review_r
     report = (out / "report.md").read_text()
     rows = headline_rows(report)
     for name in ("Test accuracy", "Test balanced accuracy", "Test ROC AUC", "Test Spearman vs people's ratings"):
-        assert rows[name][2] == "+0.000" and rows[name][3] == "+0.000 to +0.000" and rows[name][4] == "**within noise**", name
+        assert rows[name][2] == "+0.000" and rows[name][3] == "+0.000 to +0.000" and rows[name][VERDICT] == "**within noise**", name
     assert "## Decisions that changed (0 of" in report
     assert not (out / "changed_decisions.png").exists()
 
@@ -158,7 +166,7 @@ def test_report_on_a_queued_experiment_finds_it_better(review_repo, tmp_path):
     keeptrash(review_repo, "report", "--base", "broken", "--new", "restored", "--out", str(out))
     report = (out / "report.md").read_text()
     assert report.startswith("# keeptrash review: restored against broken")
-    assert headline_rows(report)["Test ROC AUC"][-1] == "**better**"
+    assert headline_rows(report)["Test ROC AUC"][VERDICT] == "**better**"
     assert_png_is_a_picture(out / "roc.png")
 
 
@@ -260,7 +268,7 @@ def test_the_ci_review_script_reproduces_the_base_and_writes_the_report(review_r
     assert result.returncode == 0, result.stdout + result.stderr
     report = (out / "report.md").read_text()
     assert report.startswith("# keeptrash review: workspace against review-base")
-    assert headline_rows(report)["Test ROC AUC"][-1] == "**worse**"
+    assert headline_rows(report)["Test ROC AUC"][VERDICT] == "**worse**"
     assert_png_is_a_picture(out / "roc.png")
     # Back where it started: on the branch, nothing modified, the temporary tag gone.
     assert run(review_repo, "git", "symbolic-ref", "--short", "HEAD").stdout.strip() == "master"
@@ -309,5 +317,5 @@ def test_a_teammate_pulls_the_run_and_an_experiment_from_a_local_remote_and_revi
     out = tmp_path / "report"
     keeptrash(teammate, "report", "--base", "HEAD", "--new", "restored", "--out", str(out))
     report = (out / "report.md").read_text()
-    assert headline_rows(report)["Test ROC AUC"][-1] == "**better**"
+    assert headline_rows(report)["Test ROC AUC"][VERDICT] == "**better**"
     assert_png_is_a_picture(out / "changed_decisions.png")
