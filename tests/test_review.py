@@ -6,7 +6,6 @@ import runpy
 import shutil
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from test_pipeline_dvc import REPO, build_pipeline_repo, dvc, read_metrics, run, set_params
+from test_pipeline_dvc import REPO, build_pipeline_repo, dvc, read_metrics, run, run_queue, set_params
 
 # Enough photos for a test split of about 40, and features good enough (the default's multi-level pooling, at a
 # lower resolution to stay cheap) that a broken model is told apart from noise.
@@ -43,16 +42,8 @@ def review_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(repo, "git", "commit", "-qm", "broken model")
     run(repo, "git", "tag", "broken")
     dvc(repo, "exp", "run", "--queue", "--name", "restored", "-S", "train.iterations=60", "-S", "train.depth=2", "-S", "train.ridge_score=true")
-    dvc(repo, "queue", "start", "-j", "1")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = dvc(repo, "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"the queued experiment did not finish:\n{status}")
-    assert "Success" in status, status
+    run_queue(repo, jobs=1)
+    assert "Success" in dvc(repo, "queue", "status").stdout
     return repo
 
 
