@@ -21,6 +21,7 @@ from tqdm import tqdm
 from keeptrash.ava import read_id_list
 from keeptrash.errors import KeeptrashError
 from keeptrash.images import file_digest, list_images
+from keeptrash.own_decisions import DecisionsReport, apply_decisions, read_decisions
 from keeptrash.params import LabelsParams
 
 KEEP, TRASH = 1, 0
@@ -221,6 +222,7 @@ def deduplicate(table: pd.DataFrame, sorted_by_hand: pd.Series) -> tuple[pd.Data
 class Labels:
     table: pd.DataFrame
     duplicates: Duplicates
+    decisions: DecisionsReport = field(default_factory=DecisionsReport)
 
 
 def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
@@ -230,12 +232,15 @@ def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
     if params.rated_own_csv:
         parts.append(rated_own_photos(Path(params.rated_own_csv), params.rated_own_threshold, params.allow_paths_outside_csv))
     table = pd.concat(parts, ignore_index=True)
+    # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree.
+    decisions, report = read_decisions([Path(path) for path in params.own_decisions], Path(params.own_dir))
+    table = apply_decisions(table, decisions, report)
     sorted_by_hand = pd.Series(np.concatenate([np.full(len(part), part is folders) for part in parts]), index=table.index)
     table, duplicates = deduplicate(table, sorted_by_hand)
     if table.empty:
         raise KeeptrashError("no labelled photos: set labels.max_ava above 0 or add photos to labels.own_dir keep/ and trash/")
     table["split"] = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)
-    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates)
+    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates, report)
 
 
 def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> dict:
@@ -260,4 +265,5 @@ def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> 
         "ava_metadata_keep_fraction": round(float((metadata["mean_score"] >= threshold).mean()), 4),
         "counts": counts,
         "duplicates": labels.duplicates.summary(),
+        "own_decisions": labels.decisions.summary(),
     }

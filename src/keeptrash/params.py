@@ -53,6 +53,8 @@ class LabelsParams:
     rated_own_threshold: float
     # Ratings-CSV paths that leave the CSV's folder (.., absolute) are refused unless this is set.
     allow_paths_outside_csv: bool = False
+    # CSVs exported from the contact sheet (keeptrash.own_decisions), inside own_dir; the latest decision per photo counts.
+    own_decisions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             rated_own_csv=labels.text("rated_own_csv"),
             rated_own_threshold=labels.number("rated_own_threshold", 0.0, 100.0),
             allow_paths_outside_csv=labels.flag("allow_paths_outside_csv"),
+            own_decisions=labels.text_list("own_decisions", may_be_empty=True),
         ),
         download=DownloadParams(
             source=download.text("source", SOURCE_NAMES),

@@ -12,7 +12,7 @@ def main() -> None:
     params = load_params().labels
     metadata = read_table(paths.METADATA, "metadata")
     labels = build_labels(metadata, params)
-    for note in labels.duplicates.notes:
+    for note in [*labels.decisions.notes, *labels.duplicates.notes]:
         print(f"labels: {note}")
     write_table(paths.LABELS, labels.table)
     summary = labels_summary(labels, metadata, params.threshold)

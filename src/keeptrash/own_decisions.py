@@ -1,0 +1,146 @@
+"""A person's keep/trash decisions from the contact sheet, as labels for their own photos.
+
+A decisions file is the CSV the contact sheet exports: `path,sha256,decision` (decision keep or trash).
+Photos are matched by sha256, not path, so a photo that was renamed or moved (for example copied into
+labels.own_dir by `keeptrash cull --copy`) still gets its decision. The path is only shown in notes.
+
+"Latest" decides: files are read in the order labels.own_decisions lists them and rows from top to
+bottom, and the last decision for a sha256 is the one used; earlier ones that disagree are reported.
+Decisions for photos the labels stage does not know (not in own_dir keep/ or trash/, nor in the ratings
+CSV) cannot become labels, since the pipeline could not read the photo again; they are counted and ignored.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.images import file_digest
+
+COLUMNS = ("path", "sha256", "decision")
+# The labels table's classes (keeptrash.labelling KEEP and TRASH) by the word the contact sheet writes.
+LABEL_OF_DECISION = {"keep": 1, "trash": 0}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class DecisionsReport:
+    """What the decision files said and what became of it (metrics/labels.json "own_decisions")."""
+
+    files: int = 0
+    rows: int = 0
+    photos: int = 0  # distinct sha256 decided
+    repeated: int = 0  # rows that repeat an earlier decision for the same photo
+    conflicts: int = 0  # photos decided both ways; the latest decision counts
+    unmatched: int = 0  # photos no own photo matches: ignored
+    applied: int = 0  # own photos labelled by a decision
+    changed: int = 0  # of those, photos whose folder or rating label the decision reversed
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            name: getattr(self, name)
+            for name in ("files", "rows", "photos", "repeated", "conflicts", "unmatched", "applied", "changed")
+        }
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def read_decisions_file(path: Path) -> pd.DataFrame:
+    """The rows of one exported decisions file with their line numbers; one clear error for anything unusable."""
+    try:
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except FileNotFoundError:
+        raise KeeptrashError(
+            f"{path}: decisions file not found (labels.own_decisions); export one from the contact sheet or remove it from the list"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise KeeptrashError(f"{path}: empty; a decisions file needs a header line 'path,sha256,decision'") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise KeeptrashError(f"{path}: not a readable CSV ({error}); export it again from the contact sheet") from None
+    except OSError as error:
+        raise KeeptrashError(f"{path}: cannot be read ({error.strerror}); labels.own_decisions must name CSV files") from None
+    missing = [column for column in COLUMNS if column not in rows.columns]
+    if missing:
+        raise KeeptrashError(f"{path}: needs columns path, sha256 and decision, missing {', '.join(missing)}")
+    rows = rows.assign(line=rows.index + 2)  # +1 for the header, +1 for 1-based lines
+    rows = rows[(rows[list(COLUMNS)] != "").any(axis=1)]  # blank lines
+    sha256 = rows["sha256"].str.strip().str.lower()
+    bad = ~sha256.map(lambda text: bool(_SHA256.fullmatch(text)))
+    if bad.any():
+        first = rows[bad].iloc[0]
+        raise KeeptrashError(f"{path}:{first['line']}: sha256 must be 64 hexadecimal digits, got {first['sha256']!r}")
+    decision = rows["decision"].str.strip().str.lower()
+    bad = ~decision.isin(LABEL_OF_DECISION)
+    if bad.any():
+        first = rows[bad].iloc[0]
+        raise KeeptrashError(f"{path}:{first['line']}: decision must be keep or trash, got {first['decision']!r}")
+    return pd.DataFrame({"path": rows["path"], "sha256": sha256, "decision": decision, "where": f"{path}:" + rows["line"].astype(str)})
+
+
+def read_decisions(files: list[Path], own_dir: Path) -> tuple[pd.DataFrame, DecisionsReport]:
+    """The latest decision per sha256 (indexed by sha256) over every file, and the repeats and conflicts found.
+
+    The files must lie inside own_dir: the labels stage depends on that folder in dvc.yaml, so editing or
+    adding a decisions file there is what makes the next `dvc repro` retrain.
+    """
+    report = DecisionsReport(files=len(files))
+    for path in files:
+        if not _inside(path, own_dir):
+            raise KeeptrashError(
+                f"{path}: labels.own_decisions files must be inside labels.own_dir ({own_dir}), which dvc repro watches; "
+                f"move it to {own_dir}/decisions/"
+            )
+    parts = [read_decisions_file(path) for path in files]
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*COLUMNS, "where"])
+    report.rows = len(rows)
+    for sha256, decided in rows.groupby("sha256", sort=False):
+        if len(decided) == 1:
+            continue
+        latest = decided.iloc[-1]
+        if decided["decision"].nunique() > 1:
+            report.conflicts += 1
+            earlier = ", ".join(f"{row.decision} at {row.where}" for row in decided.iloc[:-1].itertuples())
+            report.notes.append(
+                f"photo {sha256[:12]} ({latest['path']}) decided {earlier}, then {latest['decision']} at {latest['where']}: the latest counts"
+            )
+        report.repeated += len(decided) - 1
+    latest = rows.drop_duplicates("sha256", keep="last").set_index("sha256")
+    report.photos = len(latest)
+    return latest, report
+
+
+def _content(path: str) -> str | None:
+    try:
+        return file_digest(Path(path)) if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
+def apply_decisions(table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport) -> pd.DataFrame:
+    """The table with every own photo whose sha256 has a decision (each copy of it) labelled by that decision.
+    Counts the applied, changed and unmatched decisions into report."""
+    if decisions.empty:
+        return table
+    table = table.copy()
+    own = table.loc[table["source"] == "own", "path"]
+    hashing = tqdm(own.items(), total=len(own), desc="matching decisions", unit="img", disable=None)
+    contents = pd.Series({index: _content(path) for index, path in hashing}, dtype=object)
+    matched = contents[contents.isin(decisions.index)]
+    labels = matched.map(decisions["decision"]).map(LABEL_OF_DECISION).astype(table["label"].dtype)
+    report.applied = matched.nunique()
+    report.changed = matched[table.loc[matched.index, "label"] != labels].nunique()
+    table.loc[matched.index, "label"] = labels
+    unmatched = decisions[~decisions.index.isin(matched)]
+    report.unmatched = len(unmatched)
+    if report.unmatched:
+        report.notes.append(
+            f"{report.unmatched} decisions match no photo in labels.own_dir or labels.rated_own_csv and are ignored "
+            f"(first: {unmatched['path'].iloc[0]} at {unmatched['where'].iloc[0]}); copy those photos into own_dir's keep/ or trash/"
+        )
+    return table

@@ -1,0 +1,171 @@
+"""Decisions exported from the contact sheet become labels of the user's own photos, matched by sha256."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import LIVEC_IMAGES, PHOTO_NAMES, copy_photos
+from keeptrash.errors import KeeptrashError
+from keeptrash.labelling import build_labels, labels_summary
+from keeptrash.params import LabelsParams
+from test_labelling import metadata_frame
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def digests_below(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): sha256_of(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def own_dir(tmp_path) -> Path:
+    """own/keep holds PHOTO_NAMES[0:2], own/trash PHOTO_NAMES[2:4]; a ratings CSV next to them rates PHOTO_NAMES[4] 80."""
+    folder = tmp_path / "own"
+    copy_photos(PHOTO_NAMES[:2], folder / "keep")
+    copy_photos(PHOTO_NAMES[2:4], folder / "trash")
+    copy_photos(PHOTO_NAMES[4:5], folder / "rated")
+    (folder / "rated" / "ratings.csv").write_text(f"path,score\n{PHOTO_NAMES[4]},80\n", encoding="utf-8")
+    return folder
+
+
+def params_for(own_dir: Path, decision_files: list[Path]) -> LabelsParams:
+    return LabelsParams(
+        threshold=6.0, margin=0.0, max_ava=10, ava_pool="all", seed=42, val_fraction=0.2, test_fraction=0.2,
+        own_dir=str(own_dir), rated_own_csv=str(own_dir / "rated" / "ratings.csv"), rated_own_threshold=50.0,
+        own_decisions=tuple(str(path) for path in decision_files),
+    )
+
+
+def write_decisions(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["path", "sha256", "decision"]).to_csv(path, index=False)
+    return path
+
+
+def original(name: str) -> str:
+    """The sha256 of a demo photo, as the contact sheet of a folder holding a renamed copy of it would export it."""
+    return sha256_of(LIVEC_IMAGES / name)
+
+
+def own_labels(labels) -> dict[str, int]:
+    own = labels.table[labels.table["source"] == "own"]
+    return {Path(path).name: int(label) for path, label in zip(own["path"], own["label"])}
+
+
+def test_no_decision_files_change_nothing(own_dir):
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, []))
+    assert own_labels(labels) == {PHOTO_NAMES[0]: 1, PHOTO_NAMES[1]: 1, PHOTO_NAMES[2]: 0, PHOTO_NAMES[3]: 0, PHOTO_NAMES[4]: 1}
+    assert labels_summary(labels, metadata_frame([7.0]), 6.0)["own_decisions"] == {
+        "files": 0, "rows": 0, "photos": 0, "repeated": 0, "conflicts": 0, "unmatched": 0, "applied": 0, "changed": 0,
+    }
+
+
+def test_a_decision_overrides_the_folder_and_the_rating_by_sha256_and_photos_stay_untouched(own_dir, tmp_path):
+    # Decided on a sheet of another folder, where the photos had other names.
+    decisions = write_decisions(own_dir / "decisions" / "mine.csv", [
+        ("/holiday/IMG_0001.jpg", original(PHOTO_NAMES[0]), "trash"),  # was in keep/
+        ("/holiday/IMG_0002.jpg", original(PHOTO_NAMES[2]), "keep"),  # was in trash/
+        ("/holiday/IMG_0003.jpg", original(PHOTO_NAMES[4]).upper(), "TRASH"),  # rated 80, above the threshold
+        ("/holiday/IMG_0004.jpg", original(PHOTO_NAMES[1]), "keep"),  # agrees with its folder
+    ])
+    before = digests_below(own_dir)
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [decisions]))
+    assert own_labels(labels) == {PHOTO_NAMES[0]: 0, PHOTO_NAMES[1]: 1, PHOTO_NAMES[2]: 1, PHOTO_NAMES[3]: 0, PHOTO_NAMES[4]: 0}
+    summary = labels_summary(labels, metadata_frame([7.0]), 6.0)["own_decisions"]
+    assert summary == {"files": 1, "rows": 4, "photos": 4, "repeated": 0, "conflicts": 0, "unmatched": 0, "applied": 4, "changed": 3}
+    assert digests_below(own_dir) == before
+    # The rating is kept as the photo's score: only its label follows the person.
+    assert labels.table.set_index("path").loc[(own_dir / "rated" / PHOTO_NAMES[4]).as_posix(), "score"] == 80
+
+
+def test_the_latest_decision_wins_across_files_and_rows_and_conflicts_are_reported(own_dir):
+    first = write_decisions(own_dir / "decisions" / "1-september.csv", [
+        ("a.jpg", original(PHOTO_NAMES[0]), "trash"),
+        ("b.jpg", original(PHOTO_NAMES[3]), "keep"),
+        ("b.jpg", original(PHOTO_NAMES[3]), "keep"),  # the same decision twice: a repeat, no conflict
+    ])
+    second = write_decisions(own_dir / "decisions" / "2-october.csv", [
+        ("a.jpg", original(PHOTO_NAMES[0]), "keep"),  # changed mind: keep after all
+        ("c.jpg", original(PHOTO_NAMES[2]), "keep"),
+        ("c.jpg", original(PHOTO_NAMES[2]), "trash"),  # and within a file, the later row
+    ])
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [first, second]))
+    assert own_labels(labels)[PHOTO_NAMES[0]] == 1
+    assert own_labels(labels)[PHOTO_NAMES[2]] == 0
+    assert own_labels(labels)[PHOTO_NAMES[3]] == 1
+    summary = labels_summary(labels, metadata_frame([7.0]), 6.0)["own_decisions"]
+    assert (summary["rows"], summary["photos"], summary["repeated"], summary["conflicts"], summary["changed"]) == (6, 3, 3, 2, 1)
+    conflicts = [note for note in labels.decisions.notes if "the latest counts" in note]
+    assert len(conflicts) == 2
+    assert f"trash at {first}:2, then keep at {second}:2" in conflicts[0]
+    # Listing the files the other way round reverses the outcome for the photo decided in both.
+    reversed_order = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [second, first]))
+    assert own_labels(reversed_order)[PHOTO_NAMES[0]] == 0
+
+
+def test_decisions_for_unknown_photos_are_counted_and_ignored(own_dir):
+    stranger = LIVEC_IMAGES / sorted(p.name for p in LIVEC_IMAGES.glob("*.jpg"))[300]
+    decisions = write_decisions(own_dir / "decisions" / "mine.csv", [
+        ("/elsewhere/stranger.jpg", sha256_of(stranger), "keep"),
+        ("x.jpg", original(PHOTO_NAMES[1]), "trash"),
+    ])
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [decisions]))
+    assert stranger.name not in own_labels(labels)
+    assert own_labels(labels)[PHOTO_NAMES[1]] == 0
+    summary = labels_summary(labels, metadata_frame([7.0]), 6.0)["own_decisions"]
+    assert (summary["unmatched"], summary["applied"]) == (1, 1)
+    assert any("/elsewhere/stranger.jpg" in note and "ignored" in note for note in labels.decisions.notes)
+
+
+def test_a_decision_settles_a_photo_sorted_into_both_keep_and_trash(own_dir):
+    shutil.copyfile(own_dir / "keep" / PHOTO_NAMES[0], own_dir / "trash" / "copy.jpg")
+    undecided = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, []))
+    assert PHOTO_NAMES[0] not in own_labels(undecided)  # contradictory folders: left out
+    decisions = write_decisions(own_dir / "decisions" / "mine.csv", [("p.jpg", original(PHOTO_NAMES[0]), "trash")])
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [decisions]))
+    copies = {name: label for name, label in own_labels(labels).items() if name in (PHOTO_NAMES[0], "copy.jpg")}
+    assert list(copies.values()) == [0]  # one row for the photo, labelled as decided
+
+
+def test_a_decisions_file_outside_own_dir_is_refused(own_dir, tmp_path):
+    outside = write_decisions(tmp_path / "mine.csv", [("a.jpg", original(PHOTO_NAMES[0]), "trash")])
+    with pytest.raises(KeeptrashError, match=r"mine.csv: labels.own_decisions files must be inside labels.own_dir"):
+        build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [outside]))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("path,decision\na.jpg,keep\n", "needs columns path, sha256 and decision, missing sha256"),
+        ("path,sha256,decision\na.jpg,1234,keep\n", ":2: sha256 must be 64 hexadecimal digits, got '1234'"),
+        (f"path,sha256,decision\na.jpg,{'a' * 64},keep\n\nb.jpg,{'b' * 64},maybe\n", ":4: decision must be keep or trash, got 'maybe'"),
+        ("", "empty; a decisions file needs a header line"),
+    ],
+)
+def test_a_bad_decisions_file_is_named_with_its_line(own_dir, text, message):
+    path = own_dir / "decisions" / "mine.csv"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(KeeptrashError) as error:
+        build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [path]))
+    assert str(error.value).startswith(str(path))
+    assert message in str(error.value)
+
+
+def test_own_decisions_param_must_be_a_list(tmp_path):
+    import yaml
+
+    from conftest import PARAMS_YAML
+    from keeptrash.params import parse_params
+
+    raw = yaml.safe_load(PARAMS_YAML.read_text())
+    assert parse_params(raw).labels.own_decisions == ()
+    raw["labels"]["own_decisions"] = "data/own/decisions/mine.csv"
+    with pytest.raises(KeeptrashError, match=r"labels.own_decisions must be a list of strings, got 'data/own/decisions/mine.csv'"):
+        parse_params(raw)
+
