@@ -14,6 +14,7 @@ from tqdm import tqdm
 from keeptrash import paths
 from keeptrash.cull import KEEP, TRASH
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
+from keeptrash.cull.ordering import ORDERS, uncertain_first
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.sorting import (
     MODES,
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in MODES:
         sort_mode.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=f"{mode} photos into OUT/keep and OUT/trash")
     cull.add_argument("--no-contact-sheet", dest="contact_sheet", action="store_false", help="skip the HTML contact sheet")
+    cull.add_argument(
+        "--order", choices=ORDERS, default=ORDERS[0],
+        help="probability (default): the sheet from most to least likely keep, the CSV in folder order; "
+        "uncertain: CSV and sheet nearest the keep threshold first, the photos worth labelling first",
+    )
     cull.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS, help="skip images larger than this (default %(default)s)")
     cull.add_argument("--batch-size", type=_positive, default=32, help="images per CNN batch (default %(default)s)")
     undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
@@ -165,9 +171,13 @@ def cull(args: argparse.Namespace) -> None:
         scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
         skipped = scan.skipped + failed
         scoring_seconds = time.perf_counter() - started
+        if args.order == "uncertain":
+            scores = uncertain_first(scores, model.threshold)
         if args.contact_sheet:
             # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
-            page = render_contact_sheet(scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels)
+            page = render_contact_sheet(
+                scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels, args.order
+            )
             atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
         scores = scores.assign(sorted_to="", action="")
         journal = sort_scored(scores, folder, out, args.mode) if args.mode else None

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.cull import KEEP, TRASH
+from keeptrash.cull import KEEP, TRASH, review_page
+from keeptrash.cull.ordering import sheet_order
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 
 THUMBNAIL_SIDE = 240
@@ -53,15 +54,19 @@ def _card(row: pd.Series, thumbnail: str) -> str:
     name = html.escape(printable(Path(row["path"]).name))
     image = f'<img src="{thumbnail}" alt="{name}">' if thumbnail else "<p>(no thumbnail)</p>"
     return (
-        f'<figure class="{row["decision"]}">{image}<figcaption>'
+        f'<figure {review_page.card_attributes(printable(row["path"]), row["sha256"], row["decision"])}>{image}<figcaption>'
+        f'<span class="verdict">{row["decision"]}</span>'
         f'<span class="probability">{row["keep_probability"]:.2f}</span> {name}<br>'
         f'{html.escape(row["reason"])}</figcaption></figure>'
     )
 
 
-def render_contact_sheet(scores: pd.DataFrame, skipped: list[tuple[Path, str]], threshold: float, title: str, max_pixels: int) -> str:
-    """scores has path, keep_probability, decision and reason; both columns run from most to least likely keep."""
-    ranked = scores.sort_values("keep_probability", ascending=False, kind="stable")
+def render_contact_sheet(
+    scores: pd.DataFrame, skipped: list[tuple[Path, str]], threshold: float, title: str, max_pixels: int, order: str = "probability"
+) -> str:
+    """scores has path, sha256, keep_probability, decision and reason; both columns run in `order`
+    (keeptrash.cull.ordering). A person can flip and export the decisions (keeptrash.cull.review_page)."""
+    ranked = sheet_order(scores, threshold, order)
     cards = {KEEP: [], TRASH: []}
     for _, row in tqdm(ranked.iterrows(), total=len(ranked), desc="contact sheet", unit="img", disable=None):
         cards[row["decision"]].append(_card(row, thumbnail_data_uri(Path(row["path"]), max_pixels)))
@@ -78,8 +83,10 @@ def render_contact_sheet(scores: pd.DataFrame, skipped: list[tuple[Path, str]], 
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{len(scores)} photos scored; keep when the keep probability is at least {threshold:g}. "
+        f"<style>{_STYLE}{review_page.STYLE}</style></head><body {review_page.page_body_attributes()}><h1>{html.escape(title)}</h1>"
+        f"<p>{len(scores)} photos scored; keep when the keep probability is at least {threshold:g}"
+        f"{'; nearest that threshold first' if order == 'uncertain' else ''}. "
         "Reasons are the features that pushed the decision most (SHAP, log-odds).</p>"
-        f'<div class="columns">{columns}</div>{skipped_table}</body></html>\n'
+        f"{review_page.toolbar()}"
+        f'<div class="columns">{columns}</div>{skipped_table}<script>{review_page.SCRIPT}</script></body></html>\n'
     )

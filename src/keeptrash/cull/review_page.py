@@ -1,0 +1,134 @@
+"""What makes the contact sheet a review tool: a person flips keep/trash per photo and exports the decisions.
+
+The page stays one self-contained file (no server, no network): each photo's card carries its path, sha256 and the
+model's decision as data attributes, and the script below keeps the person's decisions in the page, in the
+browser's localStorage (so a reload loses nothing) and, on export, in a CSV `path,sha256,decision` downloaded
+from a Blob. Only photos the person decided are exported: a photo they never touched is not a label.
+The labels stage reads such files (labels.own_decisions, see keeptrash.own_decisions and docs/review-loop.md).
+
+Keys (after Lightroom's P/X flags and j/k of mail and code readers):
+  right, j: next photo    left, k: previous photo    space: flip keep/trash    p: keep    x: trash
+  u: back to the model's decision    e: export
+A click on a photo selects and flips it.
+"""
+
+import html
+
+EXPORT_NAME = "keeptrash-decisions.csv"
+
+STYLE = """
+figure.photo { cursor: pointer; border: 4px solid #ddd; position: relative; }
+figure.photo.keep { border-color: #1b7a2e; } figure.photo.trash { border-color: #a61b1b; }
+figure.photo:focus { outline: 4px solid #2563eb; outline-offset: 2px; }
+figure.photo .verdict { display: block; font-weight: bold; font-size: 15px; }
+figure.photo.keep .verdict { color: #1b7a2e; } figure.photo.trash .verdict { color: #a61b1b; }
+figure.photo.changed { box-shadow: 0 0 0 4px #f5b400; }
+.toolbar { position: sticky; top: 0; z-index: 1; background: #fafafa; padding: 0.5em 0; border-bottom: 1px solid #ccc; }
+.toolbar button { font-size: 15px; padding: 0.3em 0.8em; }
+kbd { border: 1px solid #999; border-radius: 3px; padding: 0 4px; font-size: 12px; background: #fff; }
+"""
+
+SCRIPT = r"""
+(() => {
+  const cards = [...document.querySelectorAll("figure.photo")];
+  const storage = "keeptrash-decisions:" + location.pathname;
+  let saved = {};
+  try { saved = JSON.parse(localStorage.getItem(storage) || "{}"); } catch (error) { saved = {}; }
+  let current = -1;
+
+  function show(card) {
+    const model = card.dataset.model, mine = card.dataset.decision || "";
+    const decision = mine || model;
+    card.classList.toggle("keep", decision === "keep");
+    card.classList.toggle("trash", decision === "trash");
+    card.classList.toggle("changed", mine !== "" && mine !== model);
+    card.querySelector(".verdict").textContent =
+      decision + (mine === "" ? " (model)" : mine === model ? " (you, as the model)" : " (you; model: " + model + ")");
+  }
+  function count() {
+    const mine = cards.filter(card => card.dataset.decision);
+    const changed = mine.filter(card => card.dataset.decision !== card.dataset.model);
+    document.getElementById("decided").textContent =
+      mine.length + " decided by you, " + changed.length + " of them against the model";
+  }
+  function remember() {
+    saved = {};
+    for (const card of cards) if (card.dataset.decision) saved[card.dataset.sha256] = card.dataset.decision;
+    try { localStorage.setItem(storage, JSON.stringify(saved)); } catch (error) { /* private mode: the page still works */ }
+  }
+  function decide(card, decision) {
+    if (decision) card.dataset.decision = decision; else delete card.dataset.decision;
+    show(card); count(); remember();
+  }
+  function flip(card) {
+    decide(card, (card.dataset.decision || card.dataset.model) === "keep" ? "trash" : "keep");
+  }
+  function select(index) {
+    if (!cards.length) return;
+    current = Math.max(0, Math.min(cards.length - 1, index));
+    cards[current].focus();
+    cards[current].scrollIntoView({block: "nearest"});
+  }
+  function field(text) {
+    return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+  function exportDecisions() {
+    const lines = ["path,sha256,decision"];
+    for (const card of cards) {
+      if (card.dataset.decision) lines.push([card.dataset.path, card.dataset.sha256, card.dataset.decision].map(field).join(","));
+    }
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([lines.join("\r\n") + "\r\n"], {type: "text/csv"}));
+    link.download = document.body.dataset.exportName;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+  }
+
+  cards.forEach((card, index) => {
+    if (saved[card.dataset.sha256]) card.dataset.decision = saved[card.dataset.sha256];
+    show(card);
+    card.addEventListener("focus", () => { current = index; });
+    card.addEventListener("click", () => { select(index); flip(card); });
+  });
+  count();
+  document.getElementById("export").addEventListener("click", exportDecisions);
+  document.addEventListener("keydown", event => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const card = cards[current];
+    const actions = {
+      ArrowRight: () => select(current + 1), j: () => select(current + 1),
+      ArrowLeft: () => select(current - 1), k: () => select(current - 1),
+      " ": () => card && flip(card), p: () => card && decide(card, "keep"), x: () => card && decide(card, "trash"),
+      u: () => card && decide(card, ""), e: exportDecisions,
+    };
+    const action = actions[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (!action) return;
+    event.preventDefault();
+    action();
+  });
+})();
+"""
+
+
+def card_attributes(path: str, sha256: str, decision: str) -> str:
+    """The data a card carries for the script: the photo's printable path, its sha256 and the model's decision."""
+    return (
+        f'class="photo {decision}" tabindex="0" data-path="{html.escape(path)}" data-sha256="{html.escape(sha256)}" '
+        f'data-model="{decision}"'
+    )
+
+
+def toolbar() -> str:
+    return (
+        '<div class="toolbar"><button type="button" id="export">Export decisions (CSV)</button> '
+        '<span id="decided"></span><br><small>Click a photo or press <kbd>space</kbd> to flip keep/trash; '
+        "<kbd>p</kbd> keep, <kbd>x</kbd> trash, <kbd>u</kbd> back to the model's decision; "
+        "<kbd>&rarr;</kbd>/<kbd>j</kbd> next, <kbd>&larr;</kbd>/<kbd>k</kbd> previous; <kbd>e</kbd> export. "
+        "Only the photos you decide are exported; put the file in data/own/decisions/ and list it in "
+        "labels.own_decisions (docs/review-loop.md).</small></div>"
+    )
+
+
+def page_body_attributes() -> str:
+    return f'data-export-name="{EXPORT_NAME}"'
