@@ -469,6 +469,20 @@ def labels_case(ratings: str | bytes | None = None, **changes):
     return build
 
 
+def decisions_case(text: str | None, listed: str = "data/own/decisions/mine.csv", **changes):
+    """Run the labels stage with labels.own_decisions = [listed], that file holding text (none when text is None)."""
+
+    def build(folder: Path, ctx: Context) -> Run:
+        stage_folder(folder, ctx, {"labels.own_decisions": [listed]} | changes)
+        shutil.copyfile(ctx.metadata_parquet, folder / "data" / "metadata.parquet")
+        library(folder / "data" / "own" / "keep", TRAINING_NAMES[:2])
+        if text is not None:
+            write_input(folder / listed, text)
+        return Run([stage("labels")], folder, [folder])
+
+    return build
+
+
 def cull_case(*args: str, model: Callable[[Path, Context], Path] | None = None):
     """`keeptrash cull FOLDER ARGS` on a small library; {photos}, {folder} and {model} in args are filled in."""
 
@@ -947,6 +961,27 @@ ERROR_CASES.extend([
               ("undo-20240101-120000.jsonl", "line 2", "outside"), in_process=True),
     ErrorCase("undo-journal-restores-outside-the-culled-folder", journal_restoring_outside,
               ("undo-20240101-120000.jsonl", "line 2", "outside"), in_process=True),
+])
+
+
+SHA = "9e08017c357b378ee948b867b9756467f0b5ddef40435362ed96f823e67f4e29"
+ERROR_CASES.extend([
+    # issue 16: decisions exported from the contact sheet (labels.own_decisions).
+    ErrorCase("decisions-file-missing", decisions_case(None, "data/own/decisions/2026-11.csv"),
+              ("data/own/decisions/2026-11.csv", "not found", "labels.own_decisions"), in_process=True),
+    ErrorCase("decisions-file-outside-own-dir", decisions_case(f"path,sha256,decision\na.jpg,{SHA},keep\n", "inp/mine.csv"),
+              ("inp/mine.csv", "inside labels.own_dir"), in_process=True),
+    ErrorCase("decisions-file-missing-sha256-column", decisions_case("path,decision\na.jpg,keep\n"),
+              ("data/own/decisions/mine.csv", "missing sha256"), in_process=True),
+    ErrorCase("decisions-file-short-sha256", decisions_case(f"path,sha256,decision\na.jpg,{SHA},keep\nb.jpg,{SHA[:12]},trash\n"),
+              ("data/own/decisions/mine.csv:3", "sha256", repr(SHA[:12])), in_process=True),
+    ErrorCase("decisions-file-unknown-decision", decisions_case(f"path,sha256,decision\na.jpg,{SHA},skipped\n"),
+              ("data/own/decisions/mine.csv:2", "keep or trash", "'skipped'"), in_process=True),
+    ErrorCase("decisions-file-empty", decisions_case(""), ("data/own/decisions/mine.csv", "empty"), in_process=True),
+    ErrorCase("decisions-file-binary", decisions_case(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"),
+              ("data/own/decisions/mine.csv",), in_process=True),
+    ErrorCase("decisions-param-not-a-list", decisions_case(None, **{"labels.own_decisions": "data/own/decisions/mine.csv"}),
+              ("params.yaml", "labels.own_decisions", "a list of strings"), in_process=True),
 ])
 
 

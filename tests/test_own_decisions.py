@@ -132,6 +132,24 @@ def test_a_decision_settles_a_photo_sorted_into_both_keep_and_trash(own_dir):
     assert list(copies.values()) == [0]  # one row for the photo, labelled as decided
 
 
+def test_photos_waiting_in_own_dir_become_labels_only_once_decided(own_dir):
+    waiting = copy_photos(sorted(p.name for p in LIVEC_IMAGES.glob("*.jpg"))[300:303], own_dir / "review" / "holiday")
+    decisions = write_decisions(own_dir / "decisions" / "mine.csv", [
+        ("IMG_1.jpg", sha256_of(waiting[0]), "keep"),
+        ("IMG_2.jpg", sha256_of(waiting[1]), "trash"),
+        ("IMG_3.jpg", original(PHOTO_NAMES[4]), "keep"),  # the rated photo (kept inside own_dir too): as rated
+    ])
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [decisions]))
+    assert {name: label for name, label in own_labels(labels).items() if name not in PHOTO_NAMES} == {waiting[0].name: 1, waiting[1].name: 0}
+    assert own_labels(labels)[PHOTO_NAMES[4]] == 1
+    summary = labels_summary(labels, metadata_frame([7.0]), 6.0)
+    assert (summary["own_decisions"]["applied"], summary["own_decisions"]["changed"]) == (3, 0)
+    assert summary["duplicates"]["rows_dropped"] == 0
+    assert len(labels.table[labels.table["source"] == "own"]) == 7
+    # Without decisions, photos outside keep/ and trash/ are not labels at all.
+    assert len(own_labels(build_labels(metadata_frame([7.0, 4.0]), params_for(own_dir, [])))) == 5
+
+
 def test_a_decisions_file_outside_own_dir_is_refused(own_dir, tmp_path):
     outside = write_decisions(tmp_path / "mine.csv", [("a.jpg", original(PHOTO_NAMES[0]), "trash")])
     with pytest.raises(KeeptrashError, match=r"mine.csv: labels.own_decisions files must be inside labels.own_dir"):

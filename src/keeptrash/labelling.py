@@ -91,6 +91,14 @@ def own_folder_photos(own_dir: Path) -> pd.DataFrame:
     return _own_rows(keep + trash, [KEEP] * len(keep) + [TRASH] * len(trash), [np.nan] * (len(keep) + len(trash)))
 
 
+def unsorted_own_photos(own_dir: Path) -> pd.DataFrame:
+    """Photos anywhere in own_dir but keep/ and trash/ (copied there to be reviewed): labelled only once a person
+    decides them on the contact sheet (labels.own_decisions); until then their label is a placeholder."""
+    sorted_folders = (own_dir / "keep", own_dir / "trash")
+    paths = [path for path in list_images(own_dir) if not any(path.is_relative_to(folder) for folder in sorted_folders)]
+    return _own_rows(paths, [TRASH] * len(paths), [np.nan] * len(paths))
+
+
 def _leaves_folder(path: str) -> bool:
     normal = os.path.normpath(path)
     return os.path.isabs(path) or normal == os.pardir or normal.startswith(os.pardir + os.sep)
@@ -225,18 +233,26 @@ class Labels:
     decisions: DecisionsReport = field(default_factory=DecisionsReport)
 
 
+def _rows_from(parts: list[pd.DataFrame], part: pd.DataFrame) -> np.ndarray:
+    """Which rows of pd.concat(parts) came from part."""
+    return np.concatenate([np.full(len(other), other is part) for other in parts])
+
+
 def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
     pool = None if params.ava_pool == ALL_AVA else read_id_list(Path(params.ava_pool))
     folders = own_folder_photos(Path(params.own_dir))
     parts = [select_ava(metadata, params, pool), folders]
     if params.rated_own_csv:
         parts.append(rated_own_photos(Path(params.rated_own_csv), params.rated_own_threshold, params.allow_paths_outside_csv))
-    table = pd.concat(parts, ignore_index=True)
-    # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree.
     decisions, report = read_decisions([Path(path) for path in params.own_decisions], Path(params.own_dir))
-    table = apply_decisions(table, decisions, report)
-    sorted_by_hand = pd.Series(np.concatenate([np.full(len(part), part is folders) for part in parts]), index=table.index)
-    table, duplicates = deduplicate(table, sorted_by_hand)
+    unsorted = unsorted_own_photos(Path(params.own_dir)) if len(decisions) else folders.iloc[:0]
+    unsorted = unsorted[~unsorted["path"].isin(pd.concat(parts)["path"])]  # e.g. rated photos kept in own_dir
+    parts.append(unsorted)
+    table = pd.concat(parts, ignore_index=True)
+    sorted_by_hand, waiting = (pd.Series(_rows_from(parts, part), index=table.index) for part in (folders, unsorted))
+    # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree.
+    table, decided = apply_decisions(table, decisions, report, unlabelled=waiting)
+    table, duplicates = deduplicate(table[~waiting | decided], sorted_by_hand)
     if table.empty:
         raise KeeptrashError("no labelled photos: set labels.max_ava above 0 or add photos to labels.own_dir keep/ and trash/")
     table["split"] = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)

@@ -6,8 +6,10 @@ labels.own_dir by `keeptrash cull --copy`) still gets its decision. The path is 
 
 "Latest" decides: files are read in the order labels.own_decisions lists them and rows from top to
 bottom, and the last decision for a sha256 is the one used; earlier ones that disagree are reported.
-Decisions for photos the labels stage does not know (not in own_dir keep/ or trash/, nor in the ratings
-CSV) cannot become labels, since the pipeline could not read the photo again; they are counted and ignored.
+A decision labels every own photo with that sha256: in own_dir keep/ or trash/ (overriding the folder), in the
+ratings CSV (overriding the rating), or anywhere else in own_dir, where photos wait unlabelled to be reviewed
+(keeptrash.labelling.unsorted_own_photos). Decisions for photos the labels stage cannot find there cannot become
+labels, since the pipeline could not read the photo again; they are counted and ignored.
 """
 
 import re
@@ -122,11 +124,15 @@ def _content(path: str) -> str | None:
         return None
 
 
-def apply_decisions(table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport) -> pd.DataFrame:
-    """The table with every own photo whose sha256 has a decision (each copy of it) labelled by that decision.
-    Counts the applied, changed and unmatched decisions into report."""
+def apply_decisions(
+    table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport, unlabelled: pd.Series
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The table with every own photo whose sha256 has a decision (each copy of it) labelled by that decision, and
+    which rows a decision labelled. unlabelled marks rows whose label is only a placeholder (a decision there changes
+    nothing). Counts the applied, changed and unmatched decisions into report."""
+    decided = pd.Series(False, index=table.index)
     if decisions.empty:
-        return table
+        return table, decided
     table = table.copy()
     own = table.loc[table["source"] == "own", "path"]
     hashing = tqdm(own.items(), total=len(own), desc="matching decisions", unit="img", disable=None)
@@ -134,13 +140,15 @@ def apply_decisions(table: pd.DataFrame, decisions: pd.DataFrame, report: Decisi
     matched = contents[contents.isin(decisions.index)]
     labels = matched.map(decisions["decision"]).map(LABEL_OF_DECISION).astype(table["label"].dtype)
     report.applied = matched.nunique()
-    report.changed = matched[table.loc[matched.index, "label"] != labels].nunique()
+    reversed_label = (table.loc[matched.index, "label"] != labels) & ~unlabelled[matched.index]
+    report.changed = matched[reversed_label].nunique()
     table.loc[matched.index, "label"] = labels
+    decided[matched.index] = True
     unmatched = decisions[~decisions.index.isin(matched)]
     report.unmatched = len(unmatched)
     if report.unmatched:
         report.notes.append(
             f"{report.unmatched} decisions match no photo in labels.own_dir or labels.rated_own_csv and are ignored "
-            f"(first: {unmatched['path'].iloc[0]} at {unmatched['where'].iloc[0]}); copy those photos into own_dir's keep/ or trash/"
+            f"(first: {unmatched['path'].iloc[0]} at {unmatched['where'].iloc[0]}); copy those photos into own_dir"
         )
-    return table
+    return table, decided
