@@ -8,9 +8,12 @@ copies of some of its rated photos, so decisions can only find them by sha256.
 import csv
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -175,6 +178,56 @@ def test_sheet_flips_by_click_and_keyboard_and_exports_only_the_decided_photos(c
     assert verdicts(page)[2] == f"{models[2]} (you, as the model)"
     assert len(export(page, tmp_path / "again.csv")) == 3
     assert digests_below(culled["folder"]) == culled["before"]
+
+
+# --- keeptrash review: the sheet served on 127.0.0.1, decisions written as they are made ------------------------
+
+
+def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, browser_page, tmp_path):
+    decisions = tmp_path / "own" / "decisions" / "holiday.csv"
+    command = [str(Path(sys.executable).parent / "keeptrash"), "review", str(culled["out"]), "--decisions", str(decisions)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+        cards = sheet_cards(culled["out"])
+        page = browser_page
+        page.goto(url)
+        page.locator("figure.photo").nth(0).click()
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        page.wait_for_function("document.getElementById('saved').textContent.startsWith('2 decisions saved')")
+        with decisions.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        flipped = {"keep": "trash", "trash": "keep"}
+        assert {row["sha256"]: row["decision"] for row in rows} == {
+            cards[0]["data-sha256"]: flipped[cards[0]["data-model"]], cards[1]["data-sha256"]: "trash",
+        }
+        # A new browser (no memory of the first) resumes from the file the server holds.
+        fresh = page.context.browser.new_context().new_page()
+        fresh.goto(url)
+        fresh.wait_for_function("document.getElementById('decided').textContent.startsWith('2 decided')")
+        assert fresh.locator("figure.photo .verdict").nth(1).inner_text().startswith("trash (you")
+        # A request naming another host (DNS rebinding) and a post the labels stage could not read are refused.
+        foreign = urllib.request.Request(url, headers={"Host": "photos.example"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(foreign, timeout=10)
+        bad = urllib.request.Request(url + "decisions", data=b"path,sha256,decision\na.jpg,abc,keep\n", method="POST")
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(bad, timeout=10)
+        with decisions.open(newline="", encoding="utf-8") as handle:
+            assert len(list(csv.DictReader(handle))) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert digests_below(culled["folder"]) == culled["before"]
+
+
+def test_review_of_a_folder_without_a_sheet_is_one_clear_line(tmp_path):
+    result = subprocess.run([str(Path(sys.executable).parent / "keeptrash"), "review", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"keeptrash: error: {tmp_path}: no contact_sheet.html in it or in {tmp_path.name}-keeptrash; run keeptrash cull {tmp_path} first"
+    ]
 
 
 # --- the whole loop: flip two photos, export, dvc repro trains on them ---------------------------------------------

@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash import paths
-from keeptrash.cull import KEEP, TRASH
+from keeptrash.cull import KEEP, TRASH, review_page
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
 from keeptrash.cull.ordering import ORDERS, uncertain_first
 from keeptrash.cull.scan import scan_folder
@@ -47,6 +47,12 @@ def _probability(text: str) -> float:
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
     return int(text)
 
 
@@ -86,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cull.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS, help="skip images larger than this (default %(default)s)")
     cull.add_argument("--batch-size", type=_positive, default=32, help="images per CNN batch (default %(default)s)")
+    review = commands.add_parser(
+        "review",
+        help="serve a cull's contact sheet on 127.0.0.1 and save your keep/trash decisions to a CSV as you make them",
+        description="Serve the contact sheet `keeptrash cull FOLDER` wrote, on 127.0.0.1 only. Every keep/trash decision "
+        "you make on it is written to --decisions (path,sha256,decision), the file labels.own_decisions lists; "
+        "see docs/review-loop.md. Stop with Ctrl+C.",
+    )
+    review.add_argument("folder", type=Path, help="the culled photo folder, or the --out folder holding contact_sheet.html")
+    review.add_argument("--decisions", type=Path, help="CSV to write (default: keeptrash-decisions.csv beside the sheet)")
+    review.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one, printed)")
     undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
     undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` wrote")
     report = commands.add_parser(
@@ -203,6 +219,13 @@ def cull(args: argparse.Namespace) -> None:
             print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
 
 
+def review(args: argparse.Namespace) -> None:
+    from keeptrash.cull.review_server import find_sheet, serve
+
+    sheet = find_sheet(args.folder)
+    serve(sheet, args.decisions or sheet.parent / review_page.EXPORT_NAME, args.port)
+
+
 def undo(args: argparse.Namespace) -> None:
     report = undo_moves(args.manifest)
     for path, reason in report.problems:
@@ -223,7 +246,7 @@ def report(args: argparse.Namespace) -> None:
 @exits_cleanly
 def main() -> None:
     args = build_parser().parse_args()
-    {"cull": cull, "undo": undo, "report": report}[args.command](args)
+    {"cull": cull, "review": review, "undo": undo, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ labels, since the pipeline could not read the photo again; they are counted and 
 """
 
 import re
+from typing import IO
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +54,11 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def read_decisions_file(path: Path) -> pd.DataFrame:
-    """The rows of one exported decisions file with their line numbers; one clear error for anything unusable."""
+def read_decisions_file(path: Path, content: IO[bytes] | None = None) -> pd.DataFrame:
+    """The rows of one exported decisions file with their line numbers; one clear error for anything unusable.
+    With content, those bytes are read as the file at path would be (the review server checks a post before saving)."""
     try:
-        rows = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        rows = pd.read_csv(path if content is None else content, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except FileNotFoundError:
         raise KeeptrashError(
             f"{path}: decisions file not found (labels.own_decisions); export one from the contact sheet or remove it from the list"

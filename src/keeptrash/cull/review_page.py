@@ -9,7 +9,8 @@ The labels stage reads such files (labels.own_decisions, see keeptrash.own_decis
 Keys (after Lightroom's P/X flags and j/k of mail and code readers):
   right, j: next photo    left, k: previous photo    space: flip keep/trash    p: keep    x: trash
   u: back to the model's decision    e: export
-A click on a photo selects and flips it.
+A click on a photo selects and flips it. Served by `keeptrash review` (keeptrash.cull.review_server), the page
+posts the decisions after every change instead, and the server writes the CSV.
 """
 
 import html
@@ -35,6 +36,8 @@ SCRIPT = r"""
   let saved = {};
   try { saved = JSON.parse(localStorage.getItem(storage) || "{}"); } catch (error) { saved = {}; }
   let current = -1;
+  const served = location.protocol.startsWith("http");
+  const status = document.getElementById("saved");
 
   function show(card) {
     const model = card.dataset.model, mine = card.dataset.decision || "";
@@ -59,6 +62,7 @@ SCRIPT = r"""
   function decide(card, decision) {
     if (decision) card.dataset.decision = decision; else delete card.dataset.decision;
     show(card); count(); remember();
+    if (served) save();
   }
   function flip(card) {
     decide(card, (card.dataset.decision || card.dataset.model) === "keep" ? "trash" : "keep");
@@ -72,26 +76,55 @@ SCRIPT = r"""
   function field(text) {
     return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
-  function exportDecisions() {
+  function decisionsCsv() {
     const lines = ["path,sha256,decision"];
     for (const card of cards) {
       if (card.dataset.decision) lines.push([card.dataset.path, card.dataset.sha256, card.dataset.decision].map(field).join(","));
     }
+    return lines.join("\r\n") + "\r\n";
+  }
+  // Served by `keeptrash review`: every change is posted and written to the decisions file; one post at a time, in order.
+  let saving = Promise.resolve();
+  function save() {
+    const body = decisionsCsv();
+    saving = saving.then(() => fetch("decisions", {method: "POST", body, headers: {"Content-Type": "text/csv"}}))
+      .then(response => response.text().then(text => { status.textContent = (response.ok ? "" : "not saved: ") + text; }))
+      .catch(error => { status.textContent = "not saved: " + error; });
+  }
+  function exportDecisions() {
+    if (served) { save(); return; }
     const link = document.createElement("a");
-    link.href = URL.createObjectURL(new Blob([lines.join("\r\n") + "\r\n"], {type: "text/csv"}));
+    link.href = URL.createObjectURL(new Blob([decisionsCsv()], {type: "text/csv"}));
     link.download = document.body.dataset.exportName;
     document.body.appendChild(link);
     link.click();
     link.remove();
   }
 
+  function restore(decisions) {
+    for (const card of cards) {
+      if (decisions[card.dataset.sha256]) card.dataset.decision = decisions[card.dataset.sha256];
+      show(card);
+    }
+    count();
+  }
   cards.forEach((card, index) => {
-    if (saved[card.dataset.sha256]) card.dataset.decision = saved[card.dataset.sha256];
-    show(card);
     card.addEventListener("focus", () => { current = index; });
     card.addEventListener("click", () => { select(index); flip(card); });
   });
-  count();
+  restore(saved);
+  if (served) {
+    // The decisions file the server already holds (an earlier session) wins over this browser's memory.
+    // Its last two fields are sha256 and decision, which never hold commas or quotes.
+    fetch("decisions").then(response => response.ok ? response.text() : "").then(text => {
+      const decisions = {};
+      for (const line of text.split(/\r?\n/).slice(1)) {
+        const fields = line.split(",");
+        if (fields.length >= 3) decisions[fields[fields.length - 2].toLowerCase()] = fields[fields.length - 1].toLowerCase();
+      }
+      restore(decisions);
+    });
+  }
   document.getElementById("export").addEventListener("click", exportDecisions);
   document.addEventListener("keydown", event => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -122,7 +155,7 @@ def card_attributes(path: str, sha256: str, decision: str) -> str:
 def toolbar() -> str:
     return (
         '<div class="toolbar"><button type="button" id="export">Export decisions (CSV)</button> '
-        '<span id="decided"></span><br><small>Click a photo or press <kbd>space</kbd> to flip keep/trash; '
+        '<span id="decided"></span> <span id="saved"></span><br><small>Click a photo or press <kbd>space</kbd> to flip keep/trash; '
         "<kbd>p</kbd> keep, <kbd>x</kbd> trash, <kbd>u</kbd> back to the model's decision; "
         "<kbd>&rarr;</kbd>/<kbd>j</kbd> next, <kbd>&larr;</kbd>/<kbd>k</kbd> previous; <kbd>e</kbd> export. "
         "Only the photos you decide are exported; put the file in data/own/decisions/ and list it in "
