@@ -163,6 +163,9 @@ def test_a_decisions_file_outside_own_dir_is_refused(own_dir, tmp_path):
         ("path,sha256,decision\na.jpg,1234,keep\n", ":2: sha256 must be 64 hexadecimal digits, got '1234'"),
         (f"path,sha256,decision\na.jpg,{'a' * 64},keep\n\nb.jpg,{'b' * 64},maybe\n", ":4: decision must be keep or trash, got 'maybe'"),
         ("", "empty; a decisions file needs a header line"),
+        (f"path,sha256,decision\na.jpg,{'a' * 64},keep,extra\n", "not a readable CSV"),
+        (f"path,sha256,decision\na.jpg,{'a' * 64},keep\nb.jpg,{'b' * 64},keep,extra\n", "not a readable CSV"),
+        ("path,sha256,decision\na.jpg\n", ":2: sha256 must be 64 hexadecimal digits, got ''"),
     ],
 )
 def test_a_bad_decisions_file_is_named_with_its_line(own_dir, text, message):

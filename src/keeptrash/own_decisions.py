@@ -13,9 +13,10 @@ labels, since the pipeline could not read the photo again; they are counted and 
 """
 
 import re
-from typing import IO
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 from tqdm import tqdm
@@ -58,15 +59,22 @@ def read_decisions_file(path: Path, content: IO[bytes] | None = None) -> pd.Data
     """The rows of one exported decisions file with their line numbers; one clear error for anything unusable.
     With content, those bytes are read as the file at path would be (the review server checks a post before saving)."""
     try:
-        rows = pd.read_csv(path if content is None else content, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        # A line with more fields than the header is an error, not a shifted index (pandas' default) or cut short.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            rows = pd.read_csv(
+                path if content is None else content, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False
+            )
     except FileNotFoundError:
         raise KeeptrashError(
             f"{path}: decisions file not found (labels.own_decisions); export one from the contact sheet or remove it from the list"
         ) from None
     except pd.errors.EmptyDataError:
         raise KeeptrashError(f"{path}: empty; a decisions file needs a header line 'path,sha256,decision'") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise KeeptrashError(f"{path}: not a readable CSV ({error}); export it again from the contact sheet") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as error:
+        raise KeeptrashError(
+            f"{path}: not a readable CSV ({error}); each line holds path,sha256,decision: export it again from the contact sheet"
+        ) from None
     except OSError as error:
         raise KeeptrashError(f"{path}: cannot be read ({error.strerror}); labels.own_decisions must name CSV files") from None
     missing = [column for column in COLUMNS if column not in rows.columns]
