@@ -222,12 +222,20 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
     assert digests_below(culled["folder"]) == culled["before"]
 
 
-def test_review_of_a_folder_without_a_sheet_is_one_clear_line(tmp_path):
-    result = subprocess.run([str(Path(sys.executable).parent / "keeptrash"), "review", str(tmp_path)], capture_output=True, text=True)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "{tmp}: no contact_sheet.html in it or in {name}-keeptrash; run keeptrash cull {tmp} first"),
+        (["--port", "70000"], "keeptrash review: argument --port: '70000' is not a port number (0 to 65535)"),
+    ],
+)
+def test_review_bad_input_is_one_clear_line(tmp_path, args, message):
+    command = [str(Path(sys.executable).parent / "keeptrash"), "review", str(tmp_path), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"keeptrash: error: {tmp_path}: no contact_sheet.html in it or in {tmp_path.name}-keeptrash; run keeptrash cull {tmp_path} first"
-    ]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keeptrash: error: ")
+    assert message.format(tmp=tmp_path, name=tmp_path.name) in lines[0]
 
 
 # --- the whole loop: flip two photos, export, dvc repro trains on them ---------------------------------------------
