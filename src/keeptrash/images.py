@@ -41,6 +41,14 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def readable_file_digest(path: Path) -> str | None:
+    """The sha256 of a photo file, or None when it cannot be read (the download stage records why)."""
+    try:
+        return file_digest(path) if path.is_file() else None
+    except OSError:
+        return None
+
+
 def max_file_bytes(max_pixels: int) -> int:
     """The largest file an image of at most max_pixels pixels can be."""
     return max_pixels * MAX_BYTES_PER_PIXEL + MAX_METADATA_BYTES

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from keeptrash.ava import read_id_list
 from keeptrash.errors import KeeptrashError
-from keeptrash.images import file_digest, list_images
+from keeptrash.images import list_images, readable_file_digest
 from keeptrash.own_decisions import DecisionsReport, apply_decisions, read_decisions
 from keeptrash.params import LabelsParams
 
@@ -185,14 +185,6 @@ class Duplicates:
         }
 
 
-def _content(path: str) -> str | None:
-    """The sha256 of a photo file, or None when it cannot be read (the download stage records why)."""
-    try:
-        return file_digest(Path(path)) if Path(path).is_file() else None
-    except OSError:
-        return None
-
-
 def deduplicate(table: pd.DataFrame, sorted_by_hand: pd.Series) -> tuple[pd.DataFrame, Duplicates]:
     """One row per own photo content (sha256); files that cannot be read count as their own path.
 
@@ -205,7 +197,7 @@ def deduplicate(table: pd.DataFrame, sorted_by_hand: pd.Series) -> tuple[pd.Data
     contents = table["key"].astype(object)
     own = table.loc[table["source"] == "own", ["path", "key"]]
     hashing = tqdm(own.itertuples(), total=len(own), desc="hashing own photos", unit="img", disable=None)
-    contents[own.index] = [_content(row.path) or row.key for row in hashing]
+    contents[own.index] = [readable_file_digest(Path(row.path)) or row.key for row in hashing]
     duplicates, dropped = Duplicates(), []
     repeated = contents.duplicated(keep=False)
     for _, group in table[repeated].groupby(contents[repeated], sort=False):

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
-from keeptrash.images import file_digest
+from keeptrash.images import readable_file_digest
 
 COLUMNS = ("path", "sha256", "decision")
 # The labels table's classes (keeptrash.labelling KEEP and TRASH) by the word the contact sheet writes.
@@ -127,13 +127,6 @@ def read_decisions(files: list[Path], own_dir: Path) -> tuple[pd.DataFrame, Deci
     return latest, report
 
 
-def _content(path: str) -> str | None:
-    try:
-        return file_digest(Path(path)) if Path(path).is_file() else None
-    except OSError:
-        return None
-
-
 def apply_decisions(
     table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport, unlabelled: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
@@ -146,7 +139,7 @@ def apply_decisions(
     table = table.copy()
     own = table.loc[table["source"] == "own", "path"]
     hashing = tqdm(own.items(), total=len(own), desc="matching decisions", unit="img", disable=None)
-    contents = pd.Series({index: _content(path) for index, path in hashing}, dtype=object)
+    contents = pd.Series({index: readable_file_digest(Path(path)) for index, path in hashing}, dtype=object)
     matched = contents[contents.isin(decisions.index)]
     labels = matched.map(decisions["decision"]).map(LABEL_OF_DECISION).astype(table["label"].dtype)
     report.applied = matched.nunique()
