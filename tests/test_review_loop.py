@@ -207,6 +207,12 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
         fresh.goto(url)
         fresh.wait_for_function("document.getElementById('decided').textContent.startsWith('2 decided')")
         assert fresh.locator("figure.photo .verdict").nth(1).inner_text().startswith("trash (you")
+        # The file wins over a browser's memory: edited by hand to one decision, the first browser shows just that one.
+        decisions.write_text(f"path,sha256,decision\r\nx.jpg,{cards[1]['data-sha256']},keep\r\n", encoding="utf-8")
+        page.reload()
+        page.wait_for_function("document.getElementById('decided').textContent.startsWith('1 decided')")
+        assert page.locator("figure.photo .verdict").nth(1).inner_text().startswith("keep (you")
+        assert page.locator("figure.photo .verdict").nth(0).inner_text().endswith("(model)")
         # A request naming another host (DNS rebinding) and a post the labels stage could not read are refused.
         foreign = urllib.request.Request(url, headers={"Host": "photos.example"})
         with pytest.raises(urllib.error.HTTPError, match="403"):
@@ -215,7 +221,7 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
         with pytest.raises(urllib.error.HTTPError, match="400"):
             urllib.request.urlopen(bad, timeout=10)
         with decisions.open(newline="", encoding="utf-8") as handle:
-            assert len(list(csv.DictReader(handle))) == 2
+            assert len(list(csv.DictReader(handle))) == 1
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -103,7 +103,7 @@ SCRIPT = r"""
 
   function restore(decisions) {
     for (const card of cards) {
-      if (decisions[card.dataset.sha256]) card.dataset.decision = decisions[card.dataset.sha256];
+      if (decisions[card.dataset.sha256]) card.dataset.decision = decisions[card.dataset.sha256]; else delete card.dataset.decision;
       show(card);
     }
     count();
@@ -123,6 +123,7 @@ SCRIPT = r"""
         if (fields.length >= 3) decisions[fields[fields.length - 2].toLowerCase()] = fields[fields.length - 1].toLowerCase();
       }
       restore(decisions);
+      remember();
     });
   }
   document.getElementById("export").addEventListener("click", exportDecisions);
