@@ -1,4 +1,4 @@
-"""The `keeptrash` command: cull a photo folder with a trained model, and undo a move."""
+"""The `keeptrash` command: cull a photo folder with a trained model, review its contact sheet, and undo a move."""
 
 import argparse
 import contextlib
