@@ -51,15 +51,17 @@ def grouping_throughput(large: Path, count: int, params) -> dict:
     with tempfile.TemporaryDirectory(prefix="keeptrash-bursts-") as folder:
         make_photos(large, Path(folder), count)
         photos = sorted(Path(folder).glob("*.jpg"))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         signatures = read_signatures(photos, params.download.max_image_pixels)
         groups = group_series(signatures, params.grouping)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         megabytes = sum(os.path.getsize(photo) for photo in photos) / len(photos) / 1e6
     return {
         "photos": len(photos),
         "seconds": round(seconds, 2),
         "photos_per_second": round(len(photos) / seconds, 1),
+        # One process, one thread: CPU time per photo is what an idle core would take, whatever else the machine runs.
+        "cpu_milliseconds_per_photo": round(1000 * cpu_seconds / len(photos), 1),
         "mean_file_megabytes": round(megabytes, 2),
         "series_found": int(pd.Series(groups).value_counts().gt(1).sum()),  # distinct crops: ideally none
     }
@@ -82,17 +84,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=Path, default=Path("../shared/data/large"))
     parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--only", choices=("large", "throughput", "demo"), help="run one of the three measurements")
     args = parser.parse_args()
     model, metadata = load_model(paths.MODEL)
     params = load_params()
     params = dataclasses.replace(params, features=trained_features(metadata, params.features))
     threshold = metadata["decision_threshold"]
-    results = {
-        "large_series": large_series(args.large, model, params, threshold),
-        "grouping_throughput": grouping_throughput(args.large, args.photos, params),
-        "demo_cost": demo_cost(model, params, threshold),
-        "cpus": os.cpu_count(),
+    measurements = {
+        "large": lambda: large_series(args.large, model, params, threshold),
+        "throughput": lambda: grouping_throughput(args.large, args.photos, params),
+        "demo": lambda: demo_cost(model, params, threshold),
     }
+    results = {name: measure() for name, measure in measurements.items() if args.only in (None, name)}
+    results["cpus"], results["load_average"] = os.cpu_count(), os.getloadavg()
     json.dump(results, sys.stdout, indent=1)
     print()
 

@@ -1,7 +1,5 @@
 """The analyze stage's series of takes: written from real photos with real EXIF times, ranked and grouped."""
 
-import datetime
-
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -21,7 +19,7 @@ def sharpness(image: Image.Image) -> float:
 
 
 def test_takes_are_a_series_one_second_apart_and_each_goes_wrong_its_own_way(tmp_path):
-    takes = write_series(PHOTOS, tmp_path / "card", 500).takes
+    takes = write_series(PHOTOS, tmp_path / "card", 500)
     assert len(takes) == len(PHOTOS) * len(TAKES) and takes["take"].value_counts().eq(len(PHOTOS)).all()
     signatures = read_signatures(list(takes["path"]), 10**8)
     times = pd.Series([signature.captured for signature in signatures])
@@ -48,7 +46,7 @@ def test_a_tie_with_a_lesser_take_counts_against_the_original():
 
 
 def test_series_evaluation_scores_ranking_grouping_and_culling(tmp_path):
-    takes = write_series(PHOTOS, tmp_path / "card", 500).takes
+    takes = write_series(PHOTOS, tmp_path / "card", 500)
     # A model that likes noise: the high-ISO take beats the original in every series but the last.
     probability = {ORIGINAL: 0.8, "reframe_shake": 0.3, "underexposed": 0.4, "missed_focus": 0.2, "high_iso": 0.9, "recompressed": 0.6}
     takes = takes.assign(keep_probability=takes["take"].map(probability), label=(takes["series"] < 2).astype(int))

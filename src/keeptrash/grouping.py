@@ -26,13 +26,12 @@ from tqdm import tqdm
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 from keeptrash.params import GroupingParams
 
-_EXIF_IFD = 0x8769
-_DATE_TIME_ORIGINAL, _SUBSEC_TIME_ORIGINAL = 0x9003, 0x9291
+EXIF_IFD = 0x8769
+DATE_TIME_ORIGINAL, _SUBSEC_TIME_ORIGINAL = 0x9003, 0x9291
 _DATE_TIME = 0x0132  # when the file was written: cameras set it, editors may change it; the fallback inside EXIF
-_EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
+EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 # The thumbnail side the hash is computed from: a JPEG decodes at 1/8 scale in draft mode to reach it.
 _HASH_DECODE_SIDE = 64
-HASH_BITS = 64  # imagehash.phash's default 8x8 hash
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,12 @@ class Signature:
 
 
 def _exif_time(exif: Image.Exif) -> float | None:
-    details = exif.get_ifd(_EXIF_IFD)
-    text = details.get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
+    details = exif.get_ifd(EXIF_IFD)
+    text = details.get(DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
     if not isinstance(text, str):
         return None
     try:
-        moment = datetime.datetime.strptime(text.strip("\0 "), _EXIF_TIME_FORMAT)
+        moment = datetime.datetime.strptime(text.strip("\0 "), EXIF_TIME_FORMAT)
     except ValueError:
         return None  # "0000:00:00 00:00:00" and other placeholders cameras write without a clock
     subsec = str(details.get(_SUBSEC_TIME_ORIGINAL, "")).strip("\0 ")

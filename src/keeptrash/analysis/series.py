@@ -10,7 +10,6 @@ import datetime
 import io
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from keeptrash.analysis.degradation import exposure, motion_blur
 from keeptrash.errors import KeeptrashError
 from keeptrash.features.extract import feature_table
 from keeptrash.features.store import FeatureStore
-from keeptrash.grouping import group_series, rank_in_groups, read_signatures
+from keeptrash.grouping import DATE_TIME_ORIGINAL, EXIF_IFD, EXIF_TIME_FORMAT, group_series, rank_in_groups, read_signatures
 from keeptrash.images import file_digest, open_photo
 from keeptrash.model_inputs import keep_probability
 from keeptrash.params import FeaturesParams, GroupingParams
@@ -31,7 +30,6 @@ from keeptrash.params import FeaturesParams, GroupingParams
 # Bump when a take or the way takes are written changes: the takes' features are cached by their bytes anyway,
 # but series made by another version must not be compared with these.
 SERIES_VERSION = 1
-_EXIF_IFD, _DATE_TIME_ORIGINAL = 0x8769, 0x9003
 _START = datetime.datetime(2026, 6, 6, 14, 0, 0)
 # Seconds between one series' last take and the next series' first: a photographer moving on, or turning round.
 _SERIES_GAPS = (3, 5, 8, 15, 30, 60, 120, 600)
@@ -79,19 +77,13 @@ TAKES: dict[str, Callable[[Image.Image, int], Image.Image]] = {
 
 def _exif_at(moment: datetime.datetime) -> Image.Exif:
     exif = Image.Exif()
-    exif.get_ifd(_EXIF_IFD)[_DATE_TIME_ORIGINAL] = moment.strftime("%Y:%m:%d %H:%M:%S")
+    exif.get_ifd(EXIF_IFD)[DATE_TIME_ORIGINAL] = moment.strftime(EXIF_TIME_FORMAT)
     return exif
 
 
-@dataclass(frozen=True)
-class SeriesFolder:
-    """The takes written to a folder: path, series (0, 1, ...), take name, and capture time, in shooting order."""
-
-    takes: pd.DataFrame
-
-
-def write_series(photos: list[Path], folder: Path, decode_side: int) -> SeriesFolder:
-    """One series per photo, written to folder as IMG_0001.jpg, ... in shooting order with EXIF times 1 s apart.
+def write_series(photos: list[Path], folder: Path, decode_side: int) -> pd.DataFrame:
+    """One series per photo, written to folder as IMG_0001.jpg, ... in shooting order with EXIF times 1 s apart;
+    a row per take: path, series (0, 1, ...), take, photo (its source) and capture time.
 
     The takes' order within a series rotates, so the original is not always the first frame, and the gaps
     between series cycle through _SERIES_GAPS, so some series follow each other closely enough for
@@ -111,7 +103,7 @@ def write_series(photos: list[Path], folder: Path, decode_side: int) -> SeriesFo
             rows.append({"path": path, "series": series, "take": take, "photo": str(photo), "captured": moment.isoformat()})
             moment += datetime.timedelta(seconds=1)
         moment += datetime.timedelta(seconds=_SERIES_GAPS[series % len(_SERIES_GAPS)])
-    return SeriesFolder(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 
 def original_ranks(takes: pd.DataFrame) -> pd.Series:
@@ -139,12 +131,17 @@ def _culling_rules(takes: pd.DataFrame, rank: np.ndarray, threshold: float) -> d
     for rule, keep in kept.items():
         series_kept = pd.Series(keep).groupby(takes["series"].to_numpy()).any()
         result[rule] = {
-            "keep_series_kept_share": round(float(series_kept[worth_keeping].mean()), 4),
-            "trash_series_kept_share": round(float(series_kept[~worth_keeping].mean()), 4),
-            "keep_originals_kept_share": round(float(keep[original & takes["label"].eq(1).to_numpy()].mean()), 4),
-            "lesser_takes_kept_share": round(float(keep[~original].mean()), 4),
+            "keep_series_kept_share": _share(series_kept[worth_keeping]),
+            "trash_series_kept_share": _share(series_kept[~worth_keeping]),
+            "keep_originals_kept_share": _share(keep[original & takes["label"].eq(1).to_numpy()]),
+            "lesser_takes_kept_share": _share(keep[~original]),
         }
     return result
+
+
+def _share(kept: pd.Series | np.ndarray) -> float | None:
+    """The share kept, or None (null in the metrics file) when there is nothing to share out."""
+    return round(float(np.mean(kept)), 4) if len(kept) else None
 
 
 def series_evaluation(takes: pd.DataFrame, threshold: float, grouping: GroupingParams, max_pixels: int) -> tuple[dict, pd.DataFrame]:
@@ -198,7 +195,7 @@ def series_analysis(
     their features are cached by content like any photo's, so a rerun extracts nothing new.
     """
     with tempfile.TemporaryDirectory(prefix="keeptrash-series-") as folder:
-        written = write_series([Path(path) for path in photos["path"]], Path(folder), decode_side).takes
+        written = write_series([Path(path) for path in photos["path"]], Path(folder), decode_side)
         takes = written.merge(photos[["path", "label"]].rename(columns={"path": "photo"}).astype({"photo": str}), on="photo")
         digests = [file_digest(path) for path in takes["path"]]
         extracted, failures, _ = feature_table([str(path) for path in takes["path"]], digests, features, store, max_pixels)
