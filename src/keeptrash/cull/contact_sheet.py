@@ -63,6 +63,8 @@ def _card(row: pd.Series, thumbnail: str) -> str:
 
 def _series_section(series: pd.DataFrame, thumbnails: dict) -> str:
     """Each series of near-identical shots in one row, best shot first; the series in shooting order."""
+    if series.empty:
+        return ""
     rows = []
     for group, shots in series.sort_values("group_rank").groupby("group", sort=True):
         kept = int((shots["decision"] == KEEP).sum())
@@ -71,14 +73,14 @@ def _series_section(series: pd.DataFrame, thumbnails: dict) -> str:
             f'<div class="series" data-group="{group}"><h3>series {group}: {len(shots)} shots, keep {kept}</h3>'
             f'<div class="grid">{cards}</div></div>'
         )
-    return f"<h2>series of near-identical shots ({len(rows)})</h2>{''.join(rows)}" if rows else ""
+    return f"<h2>series of near-identical shots ({len(rows)})</h2>{''.join(rows)}"
 
 
 def render_contact_sheet(scores: pd.DataFrame, skipped: list[tuple[Path, str]], threshold: float, title: str, max_pixels: int) -> str:
     """scores has path, keep_probability, decision and reason, and may have group and group_rank (see cull.series):
     series of two or more shots come first, one row each, best first; the other photos follow in a keep and a
     trash column, both from most to least likely keep."""
-    ranked = scores.sort_values("keep_probability", ascending=False, kind="stable")
+    ranked = scores.sort_values("keep_probability", ascending=False, kind="stable").reset_index(drop=True)
     thumbnails = {
         index: thumbnail_data_uri(Path(row["path"]), max_pixels)
         for index, row in tqdm(ranked.iterrows(), total=len(ranked), desc="contact sheet", unit="img", disable=None)
