@@ -1,5 +1,6 @@
 """Series of near-identical shots from real photos with real EXIF times: grouping, its params, and leakage-free splits."""
 
+import concurrent.futures
 import copy
 import datetime
 import os
@@ -194,3 +195,17 @@ def test_series_sorted_into_keep_and_trash_never_straddle_splits(tmp_path, exif)
         truth.assign(name=truth["path"].map(lambda p: p.name)), on="name"
     )
     assert (ungrouped_series.groupby(unit)["split"].nunique() > 1).any()
+
+
+def test_a_pipe_named_like_a_photo_is_not_opened(tmp_path):
+    """Opening a FIFO waits for a writer that never comes: the labels stage would hang on it."""
+    pipe = tmp_path / "IMG_0001.jpg"
+    os.mkfifo(pipe)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read_signature, pipe, 10**8)
+        try:
+            signature = reading.result(timeout=20)
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the stuck read ends, the test fails
+            pytest.fail("reading the pipe's signature blocked")
+    assert signature.hash is None and signature.captured is not None

@@ -13,6 +13,7 @@ so it uses nothing the labels stage cannot compute.
 
 import datetime
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,12 @@ def read_signature(path: Path, max_pixels: int, file_time: bool = True) -> Signa
     since a checkout's file times say nothing about the photos and differ on every machine.
     """
     try:
-        modified = os.stat(path).st_mtime if file_time else None
+        status = os.stat(path)
     except OSError:
         return Signature(path, None, None)
+    modified = status.st_mtime if file_time else None
+    if not stat.S_ISREG(status.st_mode):
+        return Signature(path, modified, None)  # a pipe or device named like a photo: opening it could block forever
     try:
         with pixel_limit(max_pixels):
             with Image.open(path) as image:
