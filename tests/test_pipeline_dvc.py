@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 PHOTOS = 48
 STAGES = ("metadata", "labels", "download", "features", "train", "benchmark", "analyze")
 DEGRADED_PHOTOS = 2
+SERIES_PHOTOS = 2
 
 
 def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -72,6 +73,7 @@ def build_pipeline_repo(root: Path, photos: int = PHOTOS, **param_changes: objec
     pairs[pairs["preferred"].isin(copied) & pairs["other"].isin(copied)].to_csv(repo / "data/sample/livec/pairs.csv", index=False)
     set_params(
         repo, train__iterations=60, train__cv_repeats=1, features__batch_size=16, analyze__degradation_photos=DEGRADED_PHOTOS,
+        analyze__series_photos=SERIES_PHOTOS,
         **{**{f"features__{key}": value for key, value in CHEAP_FEATURES.items()}, **param_changes},
     )
     os.environ["KEEPTRASH_FEATURE_CACHE"] = str(root / "feature-cache")
@@ -116,6 +118,12 @@ def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:
     analysis = read_metrics(pipeline_repo, "analysis")
     assert 0 <= analysis["calibration"]["brier_score"] <= 1
     assert analysis["degradation"]["photos"] == DEGRADED_PHOTOS
+    series = analysis["series"]
+    assert (series["series"], series["takes_per_series"]) == (SERIES_PHOTOS, 6)
+    assert 0 <= series["original_first_share"] <= 1 and 1 <= series["original_mean_rank"] <= 6
+    assert series["grouping_adjusted_rand_index"] == 1.0
+    assert set(pd.read_csv(pipeline_repo / "metrics/analysis/series_takes.csv")["take"]) == set(series["per_take"])
+    assert set(labels["near_duplicate_series"]) == {"series_kept_together", "photos_in_series", "photos_moved"}
     assert set(analysis["baselines"]) == {"catboost", "logistic_probe", "sharpness", "unclipped"}
     assert analysis["baselines"]["catboost"]["roc_auc"] == benchmark["roc_auc"]
     assert analysis["pairs"]["pairs"] == len(pd.read_csv(pipeline_repo / "data/sample/livec/pairs.csv"))

@@ -28,6 +28,7 @@ from keeptrash.cull.sorting import (
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import atomic_write, write_csv
+from keeptrash.params import GroupingParams
 
 # Large enough for 100+ MP panoramas, small enough that a decompression bomb is refused.
 DEFAULT_MAX_PIXELS = 300_000_000
@@ -53,6 +54,22 @@ def _positive(text: str) -> int:
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 86400.0:
+        raise argparse.ArgumentTypeError(f"{text} is not from 0 to 86400 seconds")
+    return value
+
+
+def _hash_bits(text: str) -> int:
+    if not text.isdigit() or int(text) > 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 64")
     return int(text)
 
 
@@ -84,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     sort_mode = cull.add_mutually_exclusive_group()
     for mode in MODES:
         sort_mode.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=f"{mode} photos into OUT/keep and OUT/trash")
+    cull.add_argument(
+        "--best-of", type=_positive, metavar="N",
+        help="keep at most the best N shots of each series of near-identical photos (bursts, retakes); the rest go to trash",
+    )
+    defaults = GroupingParams()
+    cull.add_argument(
+        "--series-gap", type=_seconds, default=defaults.max_gap_seconds, metavar="SECONDS",
+        help="a photo shot at most this long after the one before it (EXIF time, else file time) may join its series (default %(default)s)",
+    )
+    cull.add_argument(
+        "--series-distance", type=_hash_bits, default=defaults.max_hash_distance, metavar="BITS",
+        help="... if their 64-bit perceptual hashes differ in at most this many bits; 0 = only identical looks (default %(default)s)",
+    )
     cull.add_argument("--no-contact-sheet", dest="contact_sheet", action="store_false", help="skip the HTML contact sheet")
     cull.add_argument(
         "--order", choices=ORDERS, default=ORDERS[0],
@@ -170,6 +200,7 @@ def prepare_output(out: Path) -> None:
 def cull(args: argparse.Namespace) -> None:
     # Imported here, not at the top: scoring loads torch and CatBoost, seconds that `keeptrash undo` need not wait.
     from keeptrash.cull.scoring import load_scoring_model, score_photos
+    from keeptrash.cull.series import add_series, keep_best_of, series_summary
 
     folder = args.folder
     out = args.out or folder.resolve().parent / f"{folder.resolve().name}-keeptrash"
@@ -185,6 +216,9 @@ def cull(args: argparse.Namespace) -> None:
         # Never score what an earlier run sorted, even when --out is the photo folder itself.
         scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH), follow_links=args.follow_links)
         scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
+        scores = add_series(scores, GroupingParams(args.series_gap, args.series_distance), args.max_pixels)
+        if args.best_of:
+            scores = keep_best_of(scores, args.best_of)
         skipped = scan.skipped + failed
         scoring_seconds = time.perf_counter() - started
         if args.order == "uncertain":
@@ -207,6 +241,7 @@ def cull(args: argparse.Namespace) -> None:
             + (f" ({_skip_summary(skipped)})" if skipped else "")
             + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
         )
+        print(f"cull: {series_summary(scores)}" + (f", at most the best {args.best_of} of each kept" if args.best_of else ""))
         print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
         if not args.mode:
             review = "review the contact sheet, then " if args.contact_sheet else ""

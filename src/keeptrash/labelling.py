@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from keeptrash.ava import read_id_list
 from keeptrash.errors import KeeptrashError
+from keeptrash.grouping import SeriesSplits, keep_series_together
 from keeptrash.images import list_images, readable_file_digest
 from keeptrash.own_decisions import DecisionsReport, apply_decisions, read_decisions
-from keeptrash.params import LabelsParams
+from keeptrash.params import GroupingParams, LabelsParams
 
 KEEP, TRASH = 1, 0
 SPLITS = ("train", "val", "test")
@@ -223,6 +224,7 @@ class Labels:
     table: pd.DataFrame
     duplicates: Duplicates
     decisions: DecisionsReport = field(default_factory=DecisionsReport)
+    series: SeriesSplits | None = None  # own photos' near-duplicate series, each kept within one split
 
 
 def _rows_from(parts: list[pd.DataFrame], part: pd.DataFrame) -> np.ndarray:
@@ -230,7 +232,7 @@ def _rows_from(parts: list[pd.DataFrame], part: pd.DataFrame) -> np.ndarray:
     return np.concatenate([np.full(len(other), other is part) for other in parts])
 
 
-def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
+def build_labels(metadata: pd.DataFrame, params: LabelsParams, grouping: GroupingParams = GroupingParams(), max_pixels: int = 100_000_000) -> Labels:
     pool = None if params.ava_pool == ALL_AVA else read_id_list(Path(params.ava_pool))
     folders = own_folder_photos(Path(params.own_dir))
     parts = [select_ava(metadata, params, pool), folders]
@@ -248,7 +250,10 @@ def build_labels(metadata: pd.DataFrame, params: LabelsParams) -> Labels:
     if table.empty:
         raise KeeptrashError("no labelled photos: set labels.max_ava above 0 or add photos to labels.own_dir keep/ and trash/")
     table["split"] = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)
-    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates, report)
+    own = table["source"] == "own"
+    series = keep_series_together(table.loc[own, "key"], table.loc[own, "path"], table.loc[own, "split"], grouping, max_pixels)
+    table.loc[own, "split"] = series.split
+    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates, report, series)
 
 
 def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> dict:
@@ -274,4 +279,5 @@ def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> 
         "counts": counts,
         "duplicates": labels.duplicates.summary(),
         "own_decisions": labels.decisions.summary(),
+        "near_duplicate_series": labels.series.summary() if labels.series else {},
     }

@@ -121,6 +121,16 @@ class AnalyzeParams:
     histogram_bins: int
     calibration_bins: int
     pairs_csv: str
+    series_photos: int = 24
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """Series of near-identical shots (keeptrash.grouping). `keeptrash cull` uses these defaults, measured on series
+    of real takes (docs/bursts.md); params.yaml's grouping section, which the labels stage reads, repeats them."""
+
+    max_gap_seconds: float = 10.0  # a photo joins the series of the one shot before it at most this much later
+    max_hash_distance: int = 12  # ... and when their 64-bit perceptual hashes differ in at most this many bits
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class Params:
     features: FeaturesParams
     train: TrainParams
     analyze: AnalyzeParams
+    grouping: GroupingParams = GroupingParams()
 
 
 class _Section:
@@ -223,6 +234,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     features = _Section(raw, "features", source)
     train = _Section(raw, "train", source)
     analyze = _Section(raw, "analyze", source)
+    grouping = _Section(raw, "grouping", source)
     val_fraction = labels.number("val_fraction", 0.0, 0.9)
     test_fraction = labels.number("test_fraction", 0.0, 0.9)
     if val_fraction + test_fraction >= 1.0:
@@ -307,6 +319,11 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             histogram_bins=analyze.integer("histogram_bins", 2, 200),
             calibration_bins=analyze.integer("calibration_bins", 2, 100),
             pairs_csv=analyze.text("pairs_csv"),
+            series_photos=analyze.integer("series_photos", 0, 10_000),
+        ),
+        grouping=GroupingParams(
+            max_gap_seconds=grouping.number("max_gap_seconds", 0.0, 86400.0),
+            max_hash_distance=grouping.integer("max_hash_distance", 0, 64),
         ),
     )
 

@@ -24,6 +24,8 @@ figure img { display: block; margin: 0 auto; max-width: 240px; max-height: 240px
 figcaption { font-size: 12px; overflow-wrap: anywhere; }
 .probability { font-weight: bold; font-size: 14px; }
 h2.keep { color: #1b7a2e; } h2.trash { color: #a61b1b; }
+.series figure.keep { border: 3px solid #1b7a2e; } .series figure.trash { border: 3px solid #a61b1b; opacity: 0.8; }
+.series { margin-bottom: 1em; } .series h3 { font-size: 14px; margin: 0.3em 0; }
 table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: left; }
 """
 
@@ -61,15 +63,37 @@ def _card(row: pd.Series, thumbnail: str) -> str:
     )
 
 
+def _series_section(series: pd.DataFrame, thumbnails: dict) -> str:
+    """Each series of near-identical shots in one row, best shot first; the series in shooting order."""
+    if series.empty:
+        return ""
+    rows = []
+    for group, shots in series.sort_values("group_rank").groupby("group", sort=True):
+        kept = int((shots["decision"] == KEEP).sum())
+        cards = "".join(_card(row, thumbnails[index]) for index, row in shots.iterrows())
+        rows.append(
+            f'<div class="series" data-group="{group}"><h3>series {group}: {len(shots)} shots, keep {kept}</h3>'
+            f'<div class="grid">{cards}</div></div>'
+        )
+    return f"<h2>series of near-identical shots ({len(rows)})</h2>{''.join(rows)}"
+
+
 def render_contact_sheet(
     scores: pd.DataFrame, skipped: list[tuple[Path, str]], threshold: float, title: str, max_pixels: int, order: str = "probability"
 ) -> str:
-    """scores has path, sha256, keep_probability, decision and reason; both columns run in `order`
-    (keeptrash.cull.ordering). A person can flip and export the decisions (keeptrash.cull.review_page)."""
-    ranked = sheet_order(scores, threshold, order)
+    """scores has path, sha256, keep_probability, decision and reason, and may have group and group_rank (see
+    cull.series): series of two or more shots come first, one row each, best first; the other photos follow in a
+    keep and a trash column, both in `order` (keeptrash.cull.ordering). A person can flip and export the decisions
+    (keeptrash.cull.review_page)."""
+    ranked = sheet_order(scores, threshold, order).reset_index(drop=True)
+    thumbnails = {
+        index: thumbnail_data_uri(Path(row["path"]), max_pixels)
+        for index, row in tqdm(ranked.iterrows(), total=len(ranked), desc="contact sheet", unit="img", disable=None)
+    }
+    in_series = ranked["group"].map(ranked["group"].value_counts()) > 1 if "group" in ranked else pd.Series(False, index=ranked.index)
     cards = {KEEP: [], TRASH: []}
-    for _, row in tqdm(ranked.iterrows(), total=len(ranked), desc="contact sheet", unit="img", disable=None):
-        cards[row["decision"]].append(_card(row, thumbnail_data_uri(Path(row["path"]), max_pixels)))
+    for index, row in ranked[~in_series].iterrows():
+        cards[row["decision"]].append(_card(row, thumbnails[index]))
     columns = "".join(
         f'<div class="column"><h2 class="{decision}">{decision} ({len(cards[decision])})</h2>'
         f'<div class="grid">{"".join(cards[decision])}</div></div>'
@@ -87,6 +111,6 @@ def render_contact_sheet(
         f"<p>{len(scores)} photos scored; keep when the keep probability is at least {threshold:g}"
         f"{'; nearest that threshold first' if order == 'uncertain' else ''}. "
         "Reasons are the features that pushed the decision most (SHAP, log-odds).</p>"
-        f"{review_page.toolbar()}"
+        f"{review_page.toolbar()}{_series_section(ranked[in_series], thumbnails)}"
         f'<div class="columns">{columns}</div>{skipped_table}<script>{review_page.SCRIPT}</script></body></html>\n'
     )

@@ -13,6 +13,7 @@ from keeptrash.analysis.categories import as_metrics, per_category
 from keeptrash.analysis.degradation import degradation_jobs, degradation_summary
 from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.analysis.pairs import pair_agreement, read_pairs
+from keeptrash.analysis.series import series_analysis
 from keeptrash.analysis.training_curve import validation_curve
 from keeptrash.images import file_digest
 from keeptrash.errors import KeeptrashError, exits_cleanly
@@ -74,6 +75,11 @@ def main() -> None:
     learning = learning_curve(table, params.train)
     baselines = baseline_metrics(train, val, test, columns, params.train.seed)
     baselines["catboost"] = scored_metrics(val, keep_probability(model, val), test, probabilities)
+    own_test = test[test["source"] == "own"].sort_values("key").head(params.analyze.series_photos)[["key", "label"]]
+    series, series_takes = series_analysis(
+        model, own_test.merge(manifest[["key", "path"]], on="key"), params.features, store, threshold, params.grouping,
+        params.download.max_image_pixels, params.features.resolution,
+    )
     pairs = (
         pairs_analysis(model, Path(params.analyze.pairs_csv), manifest, set(train["key"]), params, store)
         if params.analyze.pairs_csv
@@ -97,6 +103,7 @@ def main() -> None:
     write_csv(plots / "learning_curve.csv", learning)
     write_csv(plots / "baselines.csv", pd.DataFrame([{"model": name, **metrics} for name, metrics in baselines.items()]))
     write_csv(plots / "confident_mistakes.csv", confident_mistakes(test, probabilities))
+    write_csv(plots / "series_takes.csv", series_takes)
     write_json(
         paths.ANALYSIS_METRICS,
         {
@@ -108,12 +115,14 @@ def main() -> None:
             "learning_curve": {f"train_photos_{row.pop('train_photos')}": row for row in learning.to_dict("records")},
             "baselines": baselines,
             "pairs": pairs,
+            "series": series,
         },
     )
     print(
         f"analyze: Brier {calibration_metrics['brier_score']:.3f}, degradation monotonicity {degradation['monotonicity']:.2f}, "
         f"test AUC catboost {baselines['catboost']['roc_auc']:.3f} vs logistic probe {baselines['logistic_probe']['roc_auc']:.3f}, "
-        f"pair agreement {pairs.get('agreement', float('nan')):.3f} -> {paths.ANALYSIS_METRICS}"
+        f"pair agreement {pairs.get('agreement', float('nan')):.3f}, original take first in {series['original_first_share']:.0%} of series "
+        f"(grouping ARI {series['grouping_adjusted_rand_index']:.2f}) -> {paths.ANALYSIS_METRICS}"
     )
 
 

@@ -9,11 +9,14 @@ from keeptrash.params import load_params
 
 @exits_cleanly
 def main() -> None:
-    params = load_params().labels
+    all_params = load_params()
+    params = all_params.labels
     metadata = read_table(paths.METADATA, "metadata")
-    labels = build_labels(metadata, params)
+    labels = build_labels(metadata, params, all_params.grouping, all_params.download.max_image_pixels)
     for note in [*labels.decisions.notes, *labels.duplicates.notes]:
         print(f"labels: {note}")
+    series = labels.series
+    print(f"labels: {series.series} near-duplicate series ({series.photos_in_series} photos) kept within one split each, {series.photos_moved} photos moved to their series' split")
     write_table(paths.LABELS, labels.table)
     summary = labels_summary(labels, metadata, params.threshold)
     write_json(paths.LABELS_METRICS, summary)
