@@ -23,7 +23,8 @@ from pathlib import Path
 
 from keeptrash import paths
 from keeptrash.cross_validation import cross_validate
-from keeptrash.features.extract import cache_namespace, loaded_features, manifest_features, photo_file
+from keeptrash.features.extract import cache_namespace, photo_file
+from keeptrash.features.table import loaded_features, manifest_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table

@@ -70,7 +70,8 @@ def train_livec_model(
 
     import pandas as pd
 
-    from keeptrash.features.extract import cache_namespace, feature_table
+    from keeptrash.features.extract import cache_namespace
+    from keeptrash.features.table import feature_table
     from keeptrash.features.store import FeatureStore
     from keeptrash.model_inputs import stamp_inputs
     from keeptrash.params import FeaturesParams, TrainParams

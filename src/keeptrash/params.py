@@ -22,6 +22,13 @@ BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
+# The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
+# so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
+# them (keeptrash.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_structure.py).
+SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
+BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
+# How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
+POOLINGS = ("last", "multilevel")
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
@@ -76,7 +83,7 @@ class DownloadParams:
 @dataclass(frozen=True)
 class FeaturesParams:
     backbone: str
-    pooling: str  # keeptrash.features.backbones.POOLINGS
+    pooling: str
     resolution: int  # the whole photo's long side, in pixels, as the backbone sees it
     batch_size: int
     device: str
@@ -228,9 +235,6 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
             f"got {val_fraction} + {test_fraction}"
         )
-    from keeptrash.features.backbones import BACKBONES, POOLINGS  # heavy imports stay out of the params module
-    from keeptrash.sources import SOURCE_NAMES
-
     return Params(
         metadata=MetadataParams(
             votes_files=metadata.text_list("votes_files"),
@@ -269,7 +273,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             max_image_pixels=download.integer("max_image_pixels", 1),
         ),
         features=FeaturesParams(
-            backbone=features.text("backbone", tuple(BACKBONES)),
+            backbone=features.text("backbone", BACKBONE_NAMES),
             pooling=features.text("pooling", POOLINGS),
             resolution=features.integer("resolution", 32, 4096),
             batch_size=features.integer("batch_size", 1, 4096),

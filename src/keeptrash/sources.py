@@ -109,7 +109,7 @@ class HttpSource:
         return result.images
 
 
-_SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
+SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
     "folder": lambda params: FolderSource(Path(params.folder)),
     "archives": lambda params: ArchiveSource(
@@ -119,8 +119,7 @@ _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "mega": MegaSource,
     "torrent": TorrentSource,
 }
-SOURCE_NAMES = tuple(_SOURCES)
 
 
 def open_source(params: DownloadParams) -> ImageSource:
-    return _SOURCES[params.source](params)
+    return SOURCES[params.source](params)

@@ -10,13 +10,14 @@ from tqdm import tqdm
 
 from keeptrash.cull import KEEP, TRASH
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.backbones import BACKBONES, POOLINGS
-from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
+from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.extract import cache_namespace, embedding_columns
+from keeptrash.features.table import feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
 from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
-from keeptrash.params import FeaturesParams
+from keeptrash.params import POOLINGS, FeaturesParams
 from keeptrash.training import load_model
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".

@@ -16,7 +16,8 @@ from keeptrash.analysis.pairs import pair_agreement, read_pairs
 from keeptrash.analysis.training_curve import validation_curve
 from keeptrash.images import file_digest
 from keeptrash.errors import KeeptrashError, exits_cleanly
-from keeptrash.features.extract import cache_namespace, feature_table, loaded_features
+from keeptrash.features.extract import cache_namespace
+from keeptrash.features.table import feature_table, loaded_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
 from keeptrash.model_inputs import keep_probability
