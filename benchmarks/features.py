@@ -50,7 +50,7 @@ from keeptrash.features.store import FeatureStore
 from keeptrash.features.table import loaded_features
 from keeptrash.images import open_photo
 from keeptrash.params import FeaturesParams, load_params
-from keeptrash.torchvision_compat import import_torchvision
+from keeptrash.features.torchvision_compat import import_torchvision
 
 AVA_SIZED = (Path("data/sample/livec/images"), Path("data/sample/ava/images"))
 WARM_UP_PHOTOS = 32

@@ -26,7 +26,7 @@ from keeptrash.features.image_stats import STAT_NAMES, image_statistics
 from keeptrash.features.store import CACHE_ENV, FeatureStore
 from keeptrash.stages import features as features_stage
 from keeptrash.images import open_photo
-from keeptrash.labelling import select_ava
+from keeptrash.labels.labelling import select_ava
 from keeptrash.params import POOLINGS, FeaturesParams, LabelsParams, parse_params
 
 MAX_PIXELS = 300_000_000

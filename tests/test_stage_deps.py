@@ -139,7 +139,7 @@ def test_the_declared_choices_are_the_registries_keys():
     """params.py names the choices it validates; the registries behind them implement exactly those."""
     from keeptrash.features.backbones import BACKBONES
     from keeptrash.params import BACKBONE_NAMES, SOURCE_NAMES
-    from keeptrash.sources import SOURCES
+    from keeptrash.download.sources import SOURCES
 
     assert tuple(SOURCES) == SOURCE_NAMES
     assert tuple(BACKBONES) == BACKBONE_NAMES

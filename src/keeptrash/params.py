@@ -19,12 +19,12 @@ PARAMS_FILE = Path("params.yaml")
 CATBOOST_MAX_DEPTH = 16
 CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
-# Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
+# Which features the classifier sees (keeptrash.model.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
 # The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
 # so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
-# them (keeptrash.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_structure.py).
+# them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_structure.py).
 SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
 BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
@@ -106,16 +106,16 @@ class TrainParams:
     subsample: float
     feature_set: str
     pca_components: int
-    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model_inputs).
+    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model.model_inputs).
     ridge_score: bool
-    # Keep probability never rises with the fault statistics (keeptrash.training.FAULT_STATISTICS).
+    # Keep probability never rises with the fault statistics (keeptrash.model.training.FAULT_STATISTICS).
     monotone_faults: bool
     early_stopping_rounds: int
     class_weights: str
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
     decision_threshold: float | None
     seed: int
-    # Repeated stratified k-fold cross-validation on train+val (keeptrash.cross_validation); cv_folds 0 = off.
+    # Repeated stratified k-fold cross-validation on train+val (keeptrash.model.cross_validation); cv_folds 0 = off.
     cv_folds: int = 5
     cv_repeats: int = 3
 

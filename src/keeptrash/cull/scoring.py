@@ -16,9 +16,9 @@ from keeptrash.features.table import feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
-from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
+from keeptrash.model.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
 from keeptrash.params import POOLINGS, FeaturesParams
-from keeptrash.training import load_model
+from keeptrash.model.training import load_model
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"

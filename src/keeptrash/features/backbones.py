@@ -79,7 +79,7 @@ def _efficientnet_lite0(pretrained: bool) -> Network:
 
 
 def _mobilenet_v2(pretrained: bool) -> Network:
-    from keeptrash.torchvision_compat import import_torchvision
+    from keeptrash.features.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     model = models.mobilenet_v2(weights=None)
@@ -92,7 +92,7 @@ def _mobilenet_v2(pretrained: bool) -> Network:
 
 
 def _resnet50(pretrained: bool) -> Network:
-    from keeptrash.torchvision_compat import import_torchvision
+    from keeptrash.features.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     try:

@@ -20,9 +20,9 @@ from keeptrash.features.extract import cache_namespace
 from keeptrash.features.table import feature_table, loaded_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
-from keeptrash.model_inputs import keep_probability
+from keeptrash.model.model_inputs import keep_probability
 from keeptrash.params import Params, load_params
-from keeptrash.training import join_features, load_model, trained_features
+from keeptrash.model.training import join_features, load_model, trained_features
 
 
 def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):

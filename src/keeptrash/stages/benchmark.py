@@ -9,7 +9,7 @@ from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.errors import KeeptrashError, exits_cleanly
-from keeptrash.evaluation import (
+from keeptrash.benchmark.evaluation import (
     CLASS_NAMES,
     benchmark_metrics,
     comparable_ratings,
@@ -18,8 +18,8 @@ from keeptrash.evaluation import (
     summary_metrics,
 )
 from keeptrash.io import read_table, write_json, write_table
-from keeptrash.model_inputs import keep_probability
-from keeptrash.training import join_features, load_model
+from keeptrash.model.model_inputs import keep_probability
+from keeptrash.model.training import join_features, load_model
 
 
 def correct_decisions(model: CatBoostClassifier, rows, threshold: float) -> np.ndarray:

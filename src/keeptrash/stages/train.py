@@ -5,12 +5,12 @@ import time
 from dvclive import Live
 
 from keeptrash import paths
-from keeptrash.cross_validation import cross_validate
+from keeptrash.model.cross_validation import cross_validate
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import atomic_write, read_table, write_json
 from keeptrash.params import load_params
-from keeptrash.model_inputs import stamp_inputs
-from keeptrash.training import (
+from keeptrash.model.model_inputs import stamp_inputs
+from keeptrash.model.training import (
     decision_threshold,
     fit_classifier,
     join_features,

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
-from keeptrash.model_inputs import InputSpec, fit_inputs
+from keeptrash.model.model_inputs import InputSpec, fit_inputs
 from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.

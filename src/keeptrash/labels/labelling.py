@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.ava import read_id_list
+from keeptrash.metadata.ava import read_id_list
 from keeptrash.errors import KeeptrashError
 from keeptrash.images import file_digest, list_images
 from keeptrash.params import LabelsParams
