@@ -24,7 +24,7 @@ FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
 # The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
 # so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
-# them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_structure.py).
+# them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_stage_deps.py).
 SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
 BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
