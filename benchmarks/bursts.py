@@ -30,7 +30,7 @@ from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.grouping import group_series, read_signatures
 from keeptrash.io import read_table
 from keeptrash.params import load_params
-from keeptrash.training import load_model, trained_features
+from keeptrash.model.trained import TrainedModel
 
 FULL_SIZE = 100_000  # a decode side no photo reaches: the takes are made from the whole-resolution photo
 
@@ -86,10 +86,10 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--only", choices=("large", "throughput", "demo"), help="run one of the three measurements")
     args = parser.parse_args()
-    model, metadata = load_model(paths.MODEL)
     params = load_params()
-    params = dataclasses.replace(params, features=trained_features(metadata, params.features))
-    threshold = metadata["decision_threshold"]
+    model = TrainedModel.load(paths.MODEL, params.features)
+    params = dataclasses.replace(params, features=model.features)
+    threshold = model.threshold
     measurements = {
         "large": lambda: large_series(args.large, model, params, threshold),
         "throughput": lambda: grouping_throughput(args.large, args.photos, params),

@@ -41,16 +41,16 @@ from keeptrash.features.extract import (
     PhotoDataset,
     available_cores,
     choose_device,
-    loaded_features,
     model_input,
     photo_file,
     working_size,
 )
 from keeptrash.features.image_stats import ANALYSIS_SIDE, STAT_NAMES, image_statistics
 from keeptrash.features.store import FeatureStore
+from keeptrash.features.table import loaded_features
 from keeptrash.images import open_photo
 from keeptrash.params import FeaturesParams, load_params
-from keeptrash.torchvision_compat import import_torchvision
+from keeptrash.features.torchvision_compat import import_torchvision
 
 AVA_SIZED = (Path("data/sample/livec/images"), Path("data/sample/ava/images"))
 WARM_UP_PHOTOS = 32

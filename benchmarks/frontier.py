@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 
 from keeptrash import paths
-from keeptrash.cross_validation import cross_validate
-from keeptrash.features.extract import cache_namespace, loaded_features, manifest_features, photo_file
+from keeptrash.model.cross_validation import cross_validate
+from keeptrash.features.extract import cache_namespace, photo_file
+from keeptrash.features.table import loaded_features, manifest_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table
 from keeptrash.params import FeaturesParams, load_params
-from keeptrash.training import join_features
+from keeptrash.model.training import join_features
 
 # resnet50 is left out: its weights download on first use, and this machine is offline.
 SETTINGS = (

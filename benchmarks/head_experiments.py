@@ -16,11 +16,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from keeptrash import paths
-from keeptrash.cross_validation import cross_validate
+from keeptrash.model.cross_validation import cross_validate
 from keeptrash.io import read_table
-from keeptrash.model_inputs import within_source_rank
+from keeptrash.model.model_inputs import within_source_rank
 from keeptrash.params import load_params
-from keeptrash.training import decision_threshold, fit_classifier, join_features, training_inputs
+from keeptrash.model.training import decision_threshold, fit_classifier, join_features, training_inputs
 
 EXPERIMENTS = {
     "shipped head (PCA 32 + statistics)": {"ridge_score": False},

@@ -31,7 +31,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from keeptrash.ava import packaged_full_votes  # noqa: E402
+from keeptrash.metadata.ava import packaged_full_votes  # noqa: E402
 
 FULL_AVA = 255_502
 SHIPPED_PHOTOS = sorted((REPO / "data/sample/livec/images").glob("*.jpg")) + sorted((REPO / "data/sample/ava/images").glob("*.jpg"))

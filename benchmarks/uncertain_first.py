@@ -23,9 +23,9 @@ from sklearn.metrics import roc_auc_score
 from keeptrash import paths
 from keeptrash.cull.ordering import uncertain_first
 from keeptrash.io import read_table
-from keeptrash.model_inputs import keep_probability, stamp_inputs
+from keeptrash.model.model_inputs import keep_probability, stamp_inputs
 from keeptrash.params import load_params
-from keeptrash.training import decision_threshold, fit_classifier, join_features, training_inputs
+from keeptrash.model.training import decision_threshold, fit_classifier, join_features, training_inputs
 
 
 def fitted(rows: pd.DataFrame, params, validation_share: float, rng: np.random.Generator):

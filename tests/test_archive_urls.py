@@ -13,8 +13,8 @@ import pytest
 
 from conftest import LIVEC_IMAGES, REPO, download_params, tiny_filesystem
 from keeptrash.errors import KeeptrashError
-from keeptrash.http_download import download_volumes
-from keeptrash.sources import open_source
+from keeptrash.download.http_download import download_volumes
+from keeptrash.download.sources import open_source
 from mirror import Mirror
 
 PHOTOS = sorted(LIVEC_IMAGES.glob("*.jpg"))[:12]  # named by number, like AVA's <id>.jpg
@@ -52,7 +52,7 @@ def params(mirror, tmp_path, **changes):
 
 
 def test_volumes_survive_faults_and_only_wanted_images_are_extracted(mirror, tmp_path, monkeypatch):
-    monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("keeptrash.download.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     names = list(mirror.files)
     mirror.faults = {names[0]: ["drop"], names[1]: ["500", "wrong-length"], names[2]: ["slow"]}
     found = open_source(params(mirror, tmp_path)).fetch(WANTED)
@@ -77,7 +77,7 @@ def test_a_volume_missing_on_the_server_is_one_line(mirror, tmp_path):
 
 
 def test_a_dead_server_ends_in_one_line_and_keeps_finished_volumes(mirror, tmp_path, monkeypatch):
-    monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("keeptrash.download.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     names = list(mirror.files)
     mirror.faults = {names[1]: ["500"] * 10}
     with pytest.raises(KeeptrashError) as error:
@@ -106,7 +106,7 @@ def test_a_download_killed_with_sigkill_resumes_from_its_partial_volume(volumes,
     mirror = Mirror(volumes, bytes_per_second=200_000)
     try:
         code = (
-            "import sys; from pathlib import Path; from keeptrash.http_download import download_volumes; "
+            "import sys; from pathlib import Path; from keeptrash.download.http_download import download_volumes; "
             "download_volumes(sys.argv[2:], Path(sys.argv[1]), 0, 100.0)"
         )
         child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), *map(mirror.url, names)], cwd=REPO)

@@ -9,9 +9,9 @@ import py7zr
 import pytest
 
 from conftest import REPO, download_params, tiny_filesystem
-from keeptrash.archives import archive_path, extract_images
+from keeptrash.download.archives import archive_path, extract_images
 from keeptrash.errors import KeeptrashError
-from keeptrash.sources import open_source
+from keeptrash.download.sources import open_source
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
 PHOTOS = sorted(AVA_IMAGES.glob("*.jpg"))

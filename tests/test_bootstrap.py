@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from keeptrash.evaluation import (
+from keeptrash.benchmark.evaluation import (
     BETTER,
     HEADLINE_METRICS,
     WITHIN_NOISE,

@@ -9,9 +9,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support, roc_auc_score
 
-from keeptrash.evaluation import benchmark_metrics
+from keeptrash.benchmark.evaluation import benchmark_metrics
 from keeptrash.io import write_json
-from keeptrash.training import overfitting_verdict
+from keeptrash.model.training import overfitting_verdict
 
 THRESHOLD = 0.5
 

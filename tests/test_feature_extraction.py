@@ -19,14 +19,15 @@ from scipy import ndimage
 
 from conftest import CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.backbones import BACKBONES, POOLINGS, PooledFeatures
-from keeptrash.features.extract import PhotoDataset, cache_namespace, feature_table, loaded_features, model_input, photo_file
+from keeptrash.features.backbones import BACKBONES, PooledFeatures
+from keeptrash.features.extract import PhotoDataset, cache_namespace, model_input, photo_file
+from keeptrash.features.table import feature_table, loaded_features
 from keeptrash.features.image_stats import STAT_NAMES, image_statistics
 from keeptrash.features.store import CACHE_ENV, FeatureStore
 from keeptrash.stages import features as features_stage
 from keeptrash.images import open_photo
-from keeptrash.labelling import select_ava
-from keeptrash.params import FeaturesParams, LabelsParams, parse_params
+from keeptrash.labels.labelling import select_ava
+from keeptrash.params import POOLINGS, FeaturesParams, LabelsParams, parse_params
 
 MAX_PIXELS = 300_000_000
 ORIENTATION = 0x0112
@@ -197,7 +198,7 @@ def test_features_stage_extracts_none_for_a_train_param_and_all_for_a_new_backbo
 KILLED_RUN = """
 import hashlib, sys
 from pathlib import Path
-from keeptrash.features import extract
+from keeptrash.features import extract, table
 from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
 
@@ -205,7 +206,7 @@ extract.SHARD_SIZE = 8  # a shard every two batches: the kill lands between shar
 params = FeaturesParams(backbone="efficientnet_lite0", pooling="last", resolution=160, batch_size=4, device="cpu")
 photos = Path(sys.argv[1]).read_text().splitlines()
 digests = [hashlib.sha256(Path(photo).read_bytes()).hexdigest() for photo in photos]
-extract.feature_table(photos, digests, params, FeatureStore(Path(sys.argv[2]), extract.cache_namespace(params)), 300_000_000)
+table.feature_table(photos, digests, params, FeatureStore(Path(sys.argv[2]), extract.cache_namespace(params)), 300_000_000)
 """
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES
-from keeptrash.features.extract import cache_namespace, embedding_columns, manifest_features
+from keeptrash.features.extract import cache_namespace, embedding_columns
+from keeptrash.features.table import manifest_features
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV, FeatureStore, default_cache_root
 from keeptrash.params import FeaturesParams

@@ -18,7 +18,7 @@ from sklearn.metrics import adjusted_rand_score
 from conftest import LIVEC_IMAGES, PARAMS_YAML, REPO
 from keeptrash.errors import KeeptrashError
 from keeptrash.grouping import DATE_TIME_ORIGINAL, EXIF_IFD, group_series, rank_in_groups, read_signature, read_signatures
-from keeptrash.labelling import build_labels, labels_summary
+from keeptrash.labels.labelling import build_labels, labels_summary
 from keeptrash.params import GroupingParams, LabelsParams, parse_params
 
 START = datetime.datetime(2026, 7, 4, 18, 30, 0)

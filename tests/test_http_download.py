@@ -11,8 +11,8 @@ import pytest
 
 from conftest import REPO, download_params
 from keeptrash.errors import KeeptrashError
-from keeptrash.http_download import download_images
-from keeptrash.sources import open_source
+from keeptrash.download.http_download import download_images
+from keeptrash.download.sources import open_source
 from mirror import Mirror
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
@@ -43,7 +43,7 @@ def assert_exact(folder, ids):
 
 
 def test_every_fault_is_retried_until_the_image_is_whole(mirror, tmp_path, monkeypatch):
-    monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("keeptrash.download.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     mirror.faults = {name(IDS[0]): ["drop"], name(IDS[1]): ["500", "500"], name(IDS[2]): ["slow"], name(IDS[3]): ["wrong-length"]}
     result = fetch(mirror, tmp_path, IDS[:5])
     assert sorted(result.images) == sorted(IDS[:5]) and result.failed == {} and result.fetched == 5
@@ -69,7 +69,7 @@ def test_a_killed_run_resumes_from_its_partial_file_and_skips_finished_ones(mirr
 
 
 def test_a_dead_mirror_ends_in_one_line_and_keeps_what_was_fetched(mirror, tmp_path, monkeypatch):
-    monkeypatch.setattr("keeptrash.http_download.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("keeptrash.download.http_download.FIRST_BACKOFF_SECONDS", 0.01)
     mirror.faults = {name(IDS[1]): ["500"] * 10}
     params = download_params(
         source="http", images_dir=str(tmp_path), url_template=mirror.template, concurrency=2, retries=2, requests_per_second=100.0
@@ -98,7 +98,7 @@ def test_a_download_killed_with_sigkill_resumes_without_fetching_finished_images
     slow = Mirror({name(image_id): body for image_id, body in PHOTOS.items()}, bytes_per_second=300_000)
     try:
         code = (
-            "import sys; from pathlib import Path; from keeptrash.http_download import download_images; "
+            "import sys; from pathlib import Path; from keeptrash.download.http_download import download_images; "
             "download_images(sys.argv[1], Path(sys.argv[2]), sys.argv[3:], 1, 0, 100.0)"
         )
         child = subprocess.Popen([sys.executable, "-c", code, slow.url("{id}.jpg"), str(tmp_path), *IDS], cwd=REPO)

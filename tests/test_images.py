@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
 from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image, list_images, max_file_bytes, open_photo
-from keeptrash.manifest import manifest_summary
+from keeptrash.download.manifest import manifest_summary
 
 MAX_PIXELS = 100_000_000
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES, copy_photos
 from keeptrash.errors import KeeptrashError
-from keeptrash.labelling import (
+from keeptrash.labels.labelling import (
     KEEP,
     TRASH,
     assign_splits,

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO, download_params
 from keeptrash.errors import KeeptrashError
-from keeptrash.mega import megadl_command
-from keeptrash.sources import open_source
+from keeptrash.download.mega import megadl_command
+from keeptrash.download.sources import open_source
 
 AVA_IMAGES = REPO / "data" / "sample" / "ava" / "images"
 URL = "https://mega.nz/folder/EXAMPLE#KEY"

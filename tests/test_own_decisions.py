@@ -9,7 +9,7 @@ import pytest
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES, copy_photos
 from keeptrash.errors import KeeptrashError
-from keeptrash.labelling import build_labels, labels_summary
+from keeptrash.labels.labelling import build_labels, labels_summary
 from keeptrash.params import LabelsParams
 from test_labelling import metadata_frame
 

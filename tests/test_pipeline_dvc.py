@@ -21,7 +21,7 @@ from conftest import CHEAP_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = 48
-STAGES = ("metadata", "labels", "download", "features", "train", "benchmark", "analyze")
+STAGES = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 DEGRADED_PHOTOS = 2
 SERIES_PHOTOS = 2
 
@@ -217,7 +217,7 @@ def test_queued_sweep_lists_the_gap_of_each_experiment(pipeline_repo: Path) -> N
 
 
 def test_queued_experiments_run_at_once_each_get_their_own_params_and_results(pipeline_repo: Path) -> None:
-    """The README's way to run several experiments: queue them, then run the queue (here two at once). Each runs in
+    """The way docs/experiments.md runs several experiments: queue them, then run the queue (here two at once). Each runs in
     its own copy of the workspace, so its results come from its own params and the workspace keeps the user's."""
     params_before = (pipeline_repo / "params.yaml").read_text()
     dvc(pipeline_repo, "exp", "run", "--queue", "-S", "train.iterations=17", "-n", "iterations-17")

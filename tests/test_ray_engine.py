@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML
-from keeptrash.features.extract import SHARD_SIZE, cache_namespace, feature_table
+from keeptrash.features.extract import SHARD_SIZE, cache_namespace
+from keeptrash.features.table import feature_table
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
 from keeptrash.params import load_params

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from keeptrash.training import load_model
+from keeptrash.model.training import load_model
 from test_pipeline_dvc import build_pipeline_repo, dvc, read_metrics, stages_run
 
 CULLED = 8  # rated photos of the pipeline repo copied, renamed, into the folder culled

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import LIVEC_IMAGES, REPO, download_params, tiny_filesystem
 from keeptrash.errors import KeeptrashError
-from keeptrash.sources import open_source
-from keeptrash.torrent import RESUME_EVERY_SECONDS, download_torrent
+from keeptrash.download.sources import open_source
+from keeptrash.download.torrent import RESUME_EVERY_SECONDS, download_torrent
 from seeding import PIECE_BYTES, Seeder, make_torrent
 
 # LIVE-C photos are named by number, like AVA's <id>.jpg.
@@ -124,7 +124,7 @@ def test_a_download_killed_with_sigkill_resumes_without_fetching_finished_pieces
     try:
         archives = tmp_path / "archives"
         code = (
-            "import sys; from pathlib import Path; from keeptrash.torrent import download_torrent; "
+            "import sys; from pathlib import Path; from keeptrash.download.torrent import download_torrent; "
             "download_torrent(sys.argv[1], Path(sys.argv[2]), set(), (sys.argv[3],), 60.0)"
         )
         child = subprocess.Popen([sys.executable, "-c", code, str(torrent), str(archives), seed.peer], cwd=REPO)

@@ -9,13 +9,13 @@ from catboost import CatBoostClassifier
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from keeptrash.analysis.learning_curve import learning_curve
-from keeptrash.cross_validation import cross_validate, cv_folds, fold_metrics
+from keeptrash.model.cross_validation import cross_validate, cv_folds, fold_metrics
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
-from keeptrash.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
+from keeptrash.model.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
 from keeptrash.params import FeaturesParams, TrainParams
-from keeptrash.training import (
+from keeptrash.model.training import (
     DEFAULT_THRESHOLD,
     choose_threshold,
     decision_threshold,

@@ -6,7 +6,7 @@ first stage that runs, with one line naming the param, instead of part-way throu
 
 import reprlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,16 @@ PARAMS_FILE = Path("params.yaml")
 CATBOOST_MAX_DEPTH = 16
 CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
-# Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
+# Which features the classifier sees (keeptrash.model.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
 FEATURE_ENGINES = ("local", "ray")
+# The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
+# so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
+# them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_stage_deps.py).
+SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
+BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
+# How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
+POOLINGS = ("last", "multilevel")
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
@@ -30,98 +37,140 @@ _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 4, 4, 60, 60, 40
 
 
+# Each key is declared once, as a field of its section's dataclass: its type, and how params.yaml's value is checked
+# (range or choices) by _Section, whose error names the key. A default is for code that builds the settings itself
+# (tests, keeptrash cull); params.yaml must give every key. What each key does: the comment beside it in params.yaml.
+def _declared(parse: Callable[["_Section", str], Any], **default: Any) -> Any:
+    return field(metadata={"parse": parse}, **default)
+
+
+def number(low: float, high: float, **default: Any) -> Any:
+    return _declared(lambda section, key: section.number(key, low, high), **default)
+
+
+def whole(low: int, high: int | None = None, **default: Any) -> Any:
+    return _declared(lambda section, key: section.integer(key, low, high), **default)
+
+
+def number_or_auto(low: float, high: float, **default: Any) -> Any:
+    return _declared(lambda section, key: section.number_or_auto(key, low, high), **default)
+
+
+def whole_or_auto(low: int, high: int, **default: Any) -> Any:
+    return _declared(lambda section, key: section.integer_or_auto(key, low, high), **default)
+
+
+def text(choices: tuple[str, ...] | None = None, **default: Any) -> Any:
+    return _declared(lambda section, key: section.text(key, choices), **default)
+
+
+def text_list(may_be_empty: bool = False, **default: Any) -> Any:
+    return _declared(lambda section, key: section.text_list(key, may_be_empty), **default)
+
+
+def flag(**default: Any) -> Any:
+    return _declared(lambda section, key: section.flag(key), **default)
+
+
+def _cv_folds(section: "_Section", key: str) -> int:
+    folds = section.integer(key, 0, 50)
+    if folds == 1:
+        raise section._fail(key, "0 (no cross-validation) or a whole number from 2 to 50")
+    return folds
+
+
 @dataclass(frozen=True)
 class MetadataParams:
-    votes_files: tuple[str, ...]
-    tags_file: str
-    challenges_file: str
-    official_train_list: str
-    official_test_list: str
+    votes_files: tuple[str, ...] = text_list()
+    tags_file: str = text()
+    challenges_file: str = text()
+    official_train_list: str = text()
+    official_test_list: str = text()
 
 
 @dataclass(frozen=True)
 class LabelsParams:
-    threshold: float
-    margin: float
-    max_ava: int
-    ava_pool: str
-    seed: int
-    val_fraction: float
-    test_fraction: float
-    own_dir: str
-    rated_own_csv: str
-    rated_own_threshold: float
+    threshold: float = number(1.0, 10.0)
+    margin: float = number(0.0, 4.5)
+    max_ava: int = whole(0)
+    ava_pool: str = text()
+    seed: int = whole(0)
+    val_fraction: float = number(0.0, 0.9)
+    test_fraction: float = number(0.0, 0.9)
+    own_dir: str = text()
+    rated_own_csv: str = text()
+    rated_own_threshold: float = number(0.0, 100.0)
     # Ratings-CSV paths that leave the CSV's folder (.., absolute) are refused unless this is set.
-    allow_paths_outside_csv: bool = False
-    # CSVs exported from the contact sheet (keeptrash.own_decisions), inside own_dir; the latest decision per photo counts.
-    own_decisions: tuple[str, ...] = ()
+    allow_paths_outside_csv: bool = flag(default=False)
+    # CSVs exported from the contact sheet (keeptrash.labels.own_decisions), inside own_dir; the latest decision per photo counts.
+    own_decisions: tuple[str, ...] = text_list(may_be_empty=True, default=())
 
 
 @dataclass(frozen=True)
 class DownloadParams:
-    source: str
-    folder: str
-    archives_dir: str
-    archive_urls: tuple[str, ...]
-    mega_url: str
-    torrent: str
-    torrent_peers: tuple[str, ...]
-    torrent_stall_seconds: float
-    images_dir: str
-    url_template: str
-    concurrency: int
-    retries: int
-    requests_per_second: float
-    max_image_pixels: int
+    source: str = text(SOURCE_NAMES)
+    folder: str = text()
+    archives_dir: str = text()
+    archive_urls: tuple[str, ...] = text_list(may_be_empty=True)
+    mega_url: str = text()
+    torrent: str = text()
+    torrent_peers: tuple[str, ...] = text_list(may_be_empty=True)
+    torrent_stall_seconds: float = number(1.0, 86400.0)
+    images_dir: str = text()
+    url_template: str = text()
+    concurrency: int = whole(1, 64)
+    retries: int = whole(0, 100)
+    requests_per_second: float = number(0.01, 1000.0)
+    max_image_pixels: int = whole(1)
 
 
 @dataclass(frozen=True)
 class FeaturesParams:
-    backbone: str
-    pooling: str  # keeptrash.features.backbones.POOLINGS
-    resolution: int  # the whole photo's long side, in pixels, as the backbone sees it
-    batch_size: int
-    device: str
+    backbone: str = text(BACKBONE_NAMES)
+    pooling: str = text(POOLINGS)
+    resolution: int = whole(32, 4096)  # the whole photo's long side, in pixels, as the backbone sees it
+    batch_size: int = whole(1, 4096)
+    device: str = text(("auto", "cpu", "cuda"))
     # None: the extraction chooses (keeptrash.features.extract.decoding_workers).
-    workers: int | None = None
-    engine: str = "local"
-    ray_address: str = ""
-    ray_actors: int = 1
-    ray_cpus_per_actor: float = 2.0
+    workers: int | None = whole_or_auto(0, 64, default=None)
+    engine: str = text(FEATURE_ENGINES, default="local")
+    ray_address: str = text(default="")
+    ray_actors: int = whole(1, 10_000, default=1)
+    ray_cpus_per_actor: float = number(0.1, 1024.0, default=2.0)
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    iterations: int
-    depth: int
-    learning_rate: float
-    l2_leaf_reg: float
-    rsm: float
-    bootstrap_type: str
-    subsample: float
-    feature_set: str
-    pca_components: int
-    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model_inputs).
-    ridge_score: bool
-    # Keep probability never rises with the fault statistics (keeptrash.training.FAULT_STATISTICS).
-    monotone_faults: bool
-    early_stopping_rounds: int
-    class_weights: str
+    iterations: int = whole(1)
+    depth: int = whole(1, CATBOOST_MAX_DEPTH)
+    learning_rate: float = number(1e-6, 1.0)
+    l2_leaf_reg: float = number(0.0, 1e6)
+    rsm: float = number(0.01, 1.0)
+    bootstrap_type: str = text(BOOTSTRAP_TYPES)
+    subsample: float = number(0.01, 1.0)
+    feature_set: str = text(FEATURE_SETS)
+    pca_components: int = whole(0, 4096)
+    # A ridge regression's out-of-fold score from the whole embedding and statistics as one more input (keeptrash.model.model_inputs).
+    ridge_score: bool = flag()
+    # Keep probability never rises with the fault statistics (keeptrash.model.training.FAULT_STATISTICS).
+    monotone_faults: bool = flag()
+    early_stopping_rounds: int = whole(0)
+    class_weights: str = text(tuple(CLASS_WEIGHTS))
     # None: the train stage picks the threshold that maximises balanced accuracy on the validation split.
-    decision_threshold: float | None
-    seed: int
-    # Repeated stratified k-fold cross-validation on train+val (keeptrash.cross_validation); cv_folds 0 = off.
-    cv_folds: int = 5
-    cv_repeats: int = 3
+    decision_threshold: float | None = number_or_auto(0.0, 1.0)
+    seed: int = whole(0)
+    # Repeated stratified k-fold cross-validation on train+val (keeptrash.model.cross_validation); cv_folds 0 = off.
+    cv_folds: int = _declared(_cv_folds, default=5)
+    cv_repeats: int = whole(1, 100, default=3)
 
 
 @dataclass(frozen=True)
 class AnalyzeParams:
-    degradation_photos: int
-    histogram_bins: int
-    calibration_bins: int
-    pairs_csv: str
-    series_photos: int = 24
+    degradation_photos: int = whole(0)
+    histogram_bins: int = whole(2, 200)
+    calibration_bins: int = whole(2, 100)
+    pairs_csv: str = text()
+    series_photos: int = whole(0, 10_000, default=24)
 
 
 @dataclass(frozen=True)
@@ -129,8 +178,8 @@ class GroupingParams:
     """Series of near-identical shots (keeptrash.grouping). `keeptrash cull` uses these defaults, measured on series
     of real takes (docs/bursts.md); params.yaml's grouping section, which the labels stage reads, repeats them."""
 
-    max_gap_seconds: float = 10.0  # a photo joins the series of the one shot before it at most this much later
-    max_hash_distance: int = 12  # ... and when their 64-bit perceptual hashes differ in at most this many bits
+    max_gap_seconds: float = number(0.0, 86400.0, default=10.0)  # a photo joins the series of the one shot before it at most this much later
+    max_hash_distance: int = whole(0, 64, default=12)  # ... and when their 64-bit perceptual hashes differ in at most this many bits
 
 
 @dataclass(frozen=True)
@@ -197,12 +246,6 @@ class _Section:
         except KeeptrashError:
             raise self._fail(key, expected) from None
 
-    def boolean(self, key: str) -> bool:
-        value = self._get(key, "true or false")
-        if not isinstance(value, bool):
-            raise self._fail(key, "true or false")
-        return value
-
     def text(self, key: str, choices: tuple[str, ...] | None = None) -> str:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
         value = self._get(key, expected)
@@ -218,114 +261,31 @@ class _Section:
         return tuple(value)
 
 
-def _cv_folds(train: _Section) -> int:
-    folds = train.integer("cv_folds", 0, 50)
-    if folds == 1:
-        raise train._fail("cv_folds", "0 (no cross-validation) or a whole number from 2 to 50")
-    return folds
+def _leaves_a_training_split(params: Params, source: Path) -> None:
+    labels = params.labels
+    if labels.val_fraction + labels.test_fraction >= 1.0:
+        raise KeeptrashError(
+            f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
+            f"got {labels.val_fraction} + {labels.test_fraction}"
+        )
+
+
+# Rules across keys, checked once every key is valid on its own.
+CROSS_FIELD_RULES = (_leaves_a_training_split,)
+
+
+def _parsed_section(settings: type, section: _Section) -> Any:
+    return settings(**{key.name: key.metadata["parse"](section, key.name) for key in fields(settings)})
 
 
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise KeeptrashError(f"{source}: expected a mapping of sections (metadata, labels, ...); see params.yaml in the repo")
-    metadata = _Section(raw, "metadata", source)
-    labels = _Section(raw, "labels", source)
-    download = _Section(raw, "download", source)
-    features = _Section(raw, "features", source)
-    train = _Section(raw, "train", source)
-    analyze = _Section(raw, "analyze", source)
-    grouping = _Section(raw, "grouping", source)
-    val_fraction = labels.number("val_fraction", 0.0, 0.9)
-    test_fraction = labels.number("test_fraction", 0.0, 0.9)
-    if val_fraction + test_fraction >= 1.0:
-        raise KeeptrashError(
-            f"{source}: labels.val_fraction + labels.test_fraction must be below 1 to leave a training split, "
-            f"got {val_fraction} + {test_fraction}"
-        )
-    from keeptrash.features.backbones import BACKBONES, POOLINGS  # heavy imports stay out of the params module
-    from keeptrash.sources import SOURCE_NAMES
-
-    return Params(
-        metadata=MetadataParams(
-            votes_files=metadata.text_list("votes_files"),
-            tags_file=metadata.text("tags_file"),
-            challenges_file=metadata.text("challenges_file"),
-            official_train_list=metadata.text("official_train_list"),
-            official_test_list=metadata.text("official_test_list"),
-        ),
-        labels=LabelsParams(
-            threshold=labels.number("threshold", 1.0, 10.0),
-            margin=labels.number("margin", 0.0, 4.5),
-            max_ava=labels.integer("max_ava", 0),
-            ava_pool=labels.text("ava_pool"),
-            seed=labels.integer("seed", 0),
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            own_dir=labels.text("own_dir"),
-            rated_own_csv=labels.text("rated_own_csv"),
-            rated_own_threshold=labels.number("rated_own_threshold", 0.0, 100.0),
-            allow_paths_outside_csv=labels.flag("allow_paths_outside_csv"),
-            own_decisions=labels.text_list("own_decisions", may_be_empty=True),
-        ),
-        download=DownloadParams(
-            source=download.text("source", SOURCE_NAMES),
-            folder=download.text("folder"),
-            archives_dir=download.text("archives_dir"),
-            archive_urls=download.text_list("archive_urls", may_be_empty=True),
-            mega_url=download.text("mega_url"),
-            torrent=download.text("torrent"),
-            torrent_peers=download.text_list("torrent_peers", may_be_empty=True),
-            torrent_stall_seconds=download.number("torrent_stall_seconds", 1.0, 86400.0),
-            images_dir=download.text("images_dir"),
-            url_template=download.text("url_template"),
-            concurrency=download.integer("concurrency", 1, 64),
-            retries=download.integer("retries", 0, 100),
-            requests_per_second=download.number("requests_per_second", 0.01, 1000.0),
-            max_image_pixels=download.integer("max_image_pixels", 1),
-        ),
-        features=FeaturesParams(
-            backbone=features.text("backbone", tuple(BACKBONES)),
-            pooling=features.text("pooling", POOLINGS),
-            resolution=features.integer("resolution", 32, 4096),
-            batch_size=features.integer("batch_size", 1, 4096),
-            device=features.text("device", ("auto", "cpu", "cuda")),
-            workers=features.integer_or_auto("workers", 0, 64),
-            engine=features.text("engine", FEATURE_ENGINES),
-            ray_address=features.text("ray_address"),
-            ray_actors=features.integer("ray_actors", 1, 10_000),
-            ray_cpus_per_actor=features.number("ray_cpus_per_actor", 0.1, 1024.0),
-        ),
-        train=TrainParams(
-            iterations=train.integer("iterations", 1),
-            depth=train.integer("depth", 1, CATBOOST_MAX_DEPTH),
-            learning_rate=train.number("learning_rate", 1e-6, 1.0),
-            l2_leaf_reg=train.number("l2_leaf_reg", 0.0, 1e6),
-            rsm=train.number("rsm", 0.01, 1.0),
-            bootstrap_type=train.text("bootstrap_type", BOOTSTRAP_TYPES),
-            subsample=train.number("subsample", 0.01, 1.0),
-            feature_set=train.text("feature_set", FEATURE_SETS),
-            pca_components=train.integer("pca_components", 0, 4096),
-            ridge_score=train.boolean("ridge_score"),
-            monotone_faults=train.boolean("monotone_faults"),
-            early_stopping_rounds=train.integer("early_stopping_rounds", 0),
-            class_weights=train.text("class_weights", tuple(CLASS_WEIGHTS)),
-            decision_threshold=train.number_or_auto("decision_threshold", 0.0, 1.0),
-            seed=train.integer("seed", 0),
-            cv_folds=_cv_folds(train),
-            cv_repeats=train.integer("cv_repeats", 1, 100),
-        ),
-        analyze=AnalyzeParams(
-            degradation_photos=analyze.integer("degradation_photos", 0),
-            histogram_bins=analyze.integer("histogram_bins", 2, 200),
-            calibration_bins=analyze.integer("calibration_bins", 2, 100),
-            pairs_csv=analyze.text("pairs_csv"),
-            series_photos=analyze.integer("series_photos", 0, 10_000),
-        ),
-        grouping=GroupingParams(
-            max_gap_seconds=grouping.number("max_gap_seconds", 0.0, 86400.0),
-            max_hash_distance=grouping.integer("max_hash_distance", 0, 64),
-        ),
-    )
+    sections = {section.name: _Section(raw, section.name, source) for section in fields(Params)}
+    params = Params(**{section.name: _parsed_section(section.type, sections[section.name]) for section in fields(Params)})
+    for rule in CROSS_FIELD_RULES:
+        rule(params, source)
+    return params
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:

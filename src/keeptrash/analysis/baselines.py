@@ -7,8 +7,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from keeptrash.evaluation import classification_metrics, rank_correlation
-from keeptrash.training import choose_threshold
+from keeptrash.benchmark.evaluation import classification_metrics, rank_correlation
+from keeptrash.model.training import choose_threshold
 
 # Classic no-reference quality cues, each a score where higher should mean "keep".
 NO_LEARNING_SCORES = {

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from keeptrash.evaluation import classification_metrics
+from keeptrash.benchmark.evaluation import classification_metrics
 
 
 def per_category(test: pd.DataFrame, probabilities: np.ndarray, threshold: float, columns: list[str]) -> pd.DataFrame:

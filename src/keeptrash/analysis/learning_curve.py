@@ -5,7 +5,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from keeptrash.params import TrainParams
-from keeptrash.training import decision_threshold, fit_classifier, training_inputs
+from keeptrash.model.training import decision_threshold, fit_classifier, training_inputs
 
 TRAINING_SIZES = (50, 100, 200)
 

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier
 from PIL import Image, ImageFilter
 from sklearn.metrics import adjusted_rand_score
 
 from keeptrash.analysis.degradation import exposure, motion_blur
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.extract import feature_table
+from keeptrash.features.table import feature_table
 from keeptrash.features.store import FeatureStore
 from keeptrash.grouping import DATE_TIME_ORIGINAL, EXIF_IFD, EXIF_TIME_FORMAT, group_series, rank_in_groups, read_signatures
 from keeptrash.images import file_digest, open_photo
-from keeptrash.model_inputs import keep_probability
+from keeptrash.model.trained import TrainedModel
 from keeptrash.params import FeaturesParams, GroupingParams
 
 # Bump when a take or the way takes are written changes: the takes' features are cached by their bytes anyway,
@@ -186,7 +185,7 @@ def series_evaluation(takes: pd.DataFrame, threshold: float, grouping: GroupingP
 
 
 def series_analysis(
-    model: CatBoostClassifier, photos: pd.DataFrame, features: FeaturesParams, store: FeatureStore, threshold: float,
+    model: TrainedModel, photos: pd.DataFrame, features: FeaturesParams, store: FeatureStore, threshold: float,
     grouping: GroupingParams, max_pixels: int, decode_side: int,
 ) -> tuple[dict, pd.DataFrame]:
     """Series of takes from photos (path, label), written to a temporary folder, scored by the model and grouped.
@@ -202,5 +201,5 @@ def series_analysis(
         if failures:
             raise KeeptrashError(f"series of takes: a take does not decode ({next(iter(failures.values()))}); rerun dvc repro")
         scored = pd.DataFrame({"sha256": digests}).merge(extracted, on="sha256", how="left")
-        takes = takes.assign(keep_probability=keep_probability(model, scored))
+        takes = takes.assign(keep_probability=model.keep_probability(scored))
         return series_evaluation(takes, threshold, grouping, max_pixels)

@@ -6,8 +6,8 @@ from catboost import CatBoostClassifier
 from scipy.stats import spearmanr
 from sklearn.metrics import log_loss
 
-from keeptrash.labelling import KEEP, TRASH
-from keeptrash.model_inputs import model_frame, within_source_rank
+from keeptrash.labels.labelling import KEEP, TRASH
+from keeptrash.model.model_inputs import model_frame, within_source_rank
 
 
 def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

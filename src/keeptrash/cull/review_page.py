@@ -4,7 +4,7 @@ The page stays one self-contained file (no server, no network): each photo's car
 model's decision as data attributes, and the script below keeps the person's decisions in the page, in the
 browser's localStorage (so a reload loses nothing) and, on export, in a CSV `path,sha256,decision` downloaded
 from a Blob. Only photos the person decided are exported: a photo they never touched is not a label.
-The labels stage reads such files (labels.own_decisions, see keeptrash.own_decisions and docs/review-loop.md).
+The labels stage reads such files (labels.own_decisions, see keeptrash.labels.own_decisions and docs/review-loop.md).
 
 Keys (after Lightroom's P/X flags and j/k of mail and code readers):
   right, j: next photo    left, k: previous photo    space: flip keep/trash    p: keep    x: trash

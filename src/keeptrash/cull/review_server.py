@@ -2,7 +2,7 @@
 
 The page is the same file `keeptrash cull` wrote; served over HTTP, its script posts the decisions here after every
 change (keeptrash.cull.review_page) instead of offering a download, and this server writes them atomically to the
-decisions file, in the format the labels stage reads (keeptrash.own_decisions). Nothing else is served or written.
+decisions file, in the format the labels stage reads (keeptrash.labels.own_decisions). Nothing else is served or written.
 """
 
 import functools
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.io import atomic_write
-from keeptrash.own_decisions import read_decisions_file
+from keeptrash.labels.own_decisions import read_decisions_file
 
 SHEET_NAME = "contact_sheet.html"
 # A decision row is under 400 bytes; this is room for a quarter of a million photos.

@@ -1,23 +1,23 @@
 """Score photos with a model the train stage produced, using the feature pipeline recorded in the model."""
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier, Pool
+from catboost import Pool
 from tqdm import tqdm
 
 from keeptrash.cull import KEEP, TRASH
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.backbones import BACKBONES, POOLINGS
-from keeptrash.features.extract import cache_namespace, embedding_columns, feature_table
+from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.extract import cache_namespace, embedding_columns
+from keeptrash.features.table import feature_table
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
-from keeptrash.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN, input_spec, model_frame
-from keeptrash.params import FeaturesParams
-from keeptrash.training import load_model
+from keeptrash.model.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN
+from keeptrash.model.trained import DEFAULT_BATCH_SIZE, TrainedModel
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
@@ -25,30 +25,13 @@ _CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN)  # the r
 REASONS_SHOWN = 2
 
 
-@dataclass(frozen=True)
-class ScoringModel:
-    classifier: CatBoostClassifier
-    features: FeaturesParams
-    threshold: float
-
-
-def load_scoring_model(path: Path, batch_size: int = 32, device: str = "auto") -> ScoringModel:
+def load_scoring_model(path: Path, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto") -> TrainedModel:
     """The model and the feature settings it was trained with, read from its own metadata."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
-    classifier, metadata = load_model(path)
-    if metadata["backbone"] not in BACKBONES:
-        raise KeeptrashError(f"{path}: model uses backbone {metadata['backbone']!r}, which this keeptrash does not have")
-    if metadata["pooling"] not in POOLINGS:
-        raise KeeptrashError(f"{path}: model uses pooling {metadata['pooling']!r}, which this keeptrash does not have")
-    features = FeaturesParams(
-        backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=metadata["resolution"], batch_size=batch_size, device=device
-    )
-    available = [*embedding_columns(BACKBONES[features.backbone], features.pooling), *STAT_NAMES]
-    expected = input_spec(classifier).frame(pd.DataFrame(np.zeros((1, len(available))), columns=available)).columns
-    if list(classifier.feature_names_) != list(expected):
-        raise KeeptrashError(f"{path}: model's feature columns differ from what its metadata describes; retrain it")
-    return ScoringModel(classifier, features, metadata["decision_threshold"])
+    model = TrainedModel.load(path)
+    model.check_columns(path, [*embedding_columns(BACKBONES[model.features.backbone], model.features.pooling), *STAT_NAMES])
+    return dataclasses.replace(model, features=dataclasses.replace(model.features, batch_size=batch_size, device=device))
 
 
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:
@@ -74,7 +57,7 @@ def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Seri
     )
 
 
-def score_photos(paths: list[Path], model: ScoringModel, cache_root: Path, max_pixels: int) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
+def score_photos(paths: list[Path], model: TrainedModel, cache_root: Path, max_pixels: int) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
     """keep_probability, decision, reason and image statistics per photo that decodes; (path, reason) for the rest.
 
     Features come from the same content-addressed cache as the pipeline's, so photos already
@@ -98,11 +81,11 @@ def score_photos(paths: list[Path], model: ScoringModel, cache_root: Path, max_p
     photos = pd.DataFrame({"path": readable, "sha256": digests}).merge(features, on="sha256")
     if photos.empty:
         return pd.DataFrame(columns=["path", "sha256", "keep_probability", "decision", "reason", *STAT_NAMES]), skipped
-    inputs = model_frame(model.classifier, photos)
+    inputs = model.inputs(photos)
     columns = list(inputs.columns)
     probabilities = model.classifier.predict_proba(inputs)[:, 1]
     contributions = model.classifier.get_feature_importance(Pool(inputs), type="ShapValues")[:, :-1]
-    keep = probabilities >= model.threshold
+    keep = model.keeps(probabilities)
     scores = pd.DataFrame(
         {
             "path": photos["path"],

@@ -15,13 +15,11 @@ from torch import nn
 
 from keeptrash.errors import KeeptrashError
 
-
-# How a backbone's feature maps become one vector per photo (features.pooling).
+# How a backbone's feature maps become one vector per photo (features.pooling, keeptrash.params.POOLINGS).
 #   last: the final feature map, average-pooled (what ImageNet classifiers feed their classifier).
 #   multilevel: every block's output average-pooled and concatenated with the pooled final map, as in
 #   MLSP (Hosu, Goldluecke and Saupe, CVPR 2019): early blocks keep the noise, blur and compression
 #   cues that the last layer has abstracted away.
-POOLINGS = ("last", "multilevel")
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def _efficientnet_lite0(pretrained: bool) -> Network:
 
 
 def _mobilenet_v2(pretrained: bool) -> Network:
-    from keeptrash.torchvision_compat import import_torchvision
+    from keeptrash.features.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     model = models.mobilenet_v2(weights=None)
@@ -94,7 +92,7 @@ def _mobilenet_v2(pretrained: bool) -> Network:
 
 
 def _resnet50(pretrained: bool) -> Network:
-    from keeptrash.torchvision_compat import import_torchvision
+    from keeptrash.features.torchvision_compat import import_torchvision
 
     models = import_torchvision().models
     try:

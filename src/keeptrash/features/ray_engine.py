@@ -56,7 +56,7 @@ def ray_shard_size(batch_size: int) -> int:
 
 
 def compute_missing_on_ray(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
-    """Like the local engine's compute_missing: features into the store, key -> reason for photos that do not decode."""
+    """Like the local engine's compute_missing_locally: features into the store, key -> reason for photos that do not decode."""
     import ray.data
 
     _connect(params.ray_address)

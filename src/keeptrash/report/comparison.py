@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from keeptrash.evaluation import comparable_ratings, paired_comparison
+from keeptrash.benchmark.evaluation import comparable_ratings, paired_comparison
 
 
 @dataclass(frozen=True)

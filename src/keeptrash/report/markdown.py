@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from keeptrash.evaluation import BETTER, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HEADLINE_METRICS, WORSE
+from keeptrash.benchmark.evaluation import BETTER, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HEADLINE_METRICS, WORSE
 from keeptrash.report.comparison import Pairing
 from keeptrash.report.revisions import Revision
 

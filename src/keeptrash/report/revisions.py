@@ -14,7 +14,7 @@ from scmrepo.git import Git
 
 from keeptrash import paths
 from keeptrash.errors import KeeptrashError
-from keeptrash.evaluation import SUMMARY_SECTION
+from keeptrash.benchmark.evaluation import SUMMARY_SECTION
 
 WORKSPACE = "workspace"
 PREDICTION_COLUMNS = ["key", "source", "score", "label", "keep_probability"]

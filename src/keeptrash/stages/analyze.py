@@ -4,7 +4,6 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
-from catboost import CatBoostClassifier
 
 from keeptrash import paths
 from keeptrash.analysis.baselines import baseline_metrics, scored_metrics
@@ -17,26 +16,27 @@ from keeptrash.analysis.series import series_analysis
 from keeptrash.analysis.training_curve import validation_curve
 from keeptrash.images import file_digest
 from keeptrash.errors import KeeptrashError, exits_cleanly
-from keeptrash.features.extract import cache_namespace, feature_table, loaded_features
+from keeptrash.features.extract import cache_namespace
+from keeptrash.features.table import feature_table, loaded_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.io import read_table, write_csv, write_json
-from keeptrash.model_inputs import keep_probability
+from keeptrash.model.trained import TrainedModel
 from keeptrash.params import Params, load_params
-from keeptrash.training import join_features, load_model, trained_features
+from keeptrash.model.training import join_features
 
 
-def degradation_analysis(model: CatBoostClassifier, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):
+def degradation_analysis(model: TrainedModel, test: pd.DataFrame, manifest: pd.DataFrame, params: Params, store: FeatureStore):
     photos = test.sort_values("key").head(params.analyze.degradation_photos)[["key"]].merge(manifest[["key", "path", "sha256"]], on="key")
-    original = pd.Series(keep_probability(model, test.set_index("key").loc[photos["key"]]), index=photos["key"])
+    original = pd.Series(model.keep_probability(test.set_index("key").loc[photos["key"]]), index=photos["key"])
     jobs = degradation_jobs(photos)
     features, failures, _ = loaded_features(dict(zip(jobs["cache_key"], jobs["loader"])), params.features, store, params.download.max_image_pixels)
     if failures:
         raise KeeptrashError(f"degrading test photos failed ({next(iter(failures.values()))}); rerun dvc repro")
     scored = jobs.merge(features, left_on="cache_key", right_on="sha256")
-    return degradation_summary(original, scored.assign(keep_probability=keep_probability(model, scored)))
+    return degradation_summary(original, scored.assign(keep_probability=model.keep_probability(scored)))
 
 
-def pairs_analysis(model: CatBoostClassifier, pairs_csv: Path, manifest: pd.DataFrame, train_keys: set[str], params: Params, store: FeatureStore) -> dict:
+def pairs_analysis(model: TrainedModel, pairs_csv: Path, manifest: pd.DataFrame, train_keys: set[str], params: Params, store: FeatureStore) -> dict:
     pairs = read_pairs(pairs_csv)
     photos = sorted(set(pairs["preferred"]) | set(pairs["other"]))
     digests = [file_digest(Path(photo)) for photo in photos]
@@ -44,7 +44,7 @@ def pairs_analysis(model: CatBoostClassifier, pairs_csv: Path, manifest: pd.Data
     if failures:
         path, reason = next(iter(failures.items()))
         raise KeeptrashError(f"{pairs_csv}: photo {path} does not decode ({reason}); fix or remove its pairs")
-    by_digest = dict(zip(features["sha256"], keep_probability(model, features)))
+    by_digest = dict(zip(features["sha256"], model.keep_probability(features)))
     training_digests = set(manifest.loc[manifest["key"].isin(train_keys), "sha256"])
     probability_of = {photo: by_digest[digest] for photo, digest in zip(photos, digests) if digest in by_digest}
     seen = {photo for photo, digest in zip(photos, digests) if digest in training_digests}
@@ -59,22 +59,22 @@ def main() -> None:
     train, val, test = (table[table["split"] == split].reset_index(drop=True) for split in ("train", "val", "test"))
     if test.empty or val.empty:
         raise KeeptrashError("the analyses need validation and test photos; set labels.val_fraction and labels.test_fraction above 0")
-    model, metadata = load_model(paths.MODEL)
-    threshold = metadata["decision_threshold"]
-    probabilities = keep_probability(model, test)
     # Degraded and paired photos get the features the model was trained on, whatever params.yaml says now.
-    params = dataclasses.replace(params, features=trained_features(metadata, params.features))
+    model = TrainedModel.load(paths.MODEL, params.features)
+    params = dataclasses.replace(params, features=model.features)
+    threshold = model.threshold
+    probabilities = model.keep_probability(test)
     store = FeatureStore(default_cache_root(), cache_namespace(params.features))
     plots = paths.ANALYSIS_PLOTS
 
-    curve, best_marker, training = validation_curve(model, val)
+    curve, best_marker, training = validation_curve(model.classifier, val)
     calibration_curve, calibration_metrics = calibration(test["label"], probabilities, params.analyze.calibration_bins)
     per_tag = per_category(test, probabilities, threshold, ["tag_1", "tag_2"])
     per_source = per_category(test, probabilities, threshold, ["source"])
     degradation_curves, degradation = degradation_analysis(model, test, manifest, params, store)
     learning = learning_curve(table, params.train)
     baselines = baseline_metrics(train, val, test, columns, params.train.seed)
-    baselines["catboost"] = scored_metrics(val, keep_probability(model, val), test, probabilities)
+    baselines["catboost"] = scored_metrics(val, model.keep_probability(val), test, probabilities)
     own_test = test[test["source"] == "own"].sort_values("key").head(params.analyze.series_photos)[["key", "label"]]
     series, series_takes = series_analysis(
         model, own_test.merge(manifest[["key", "path"]], on="key"), params.features, store, threshold, params.grouping,

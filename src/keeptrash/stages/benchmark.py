@@ -4,12 +4,11 @@ confusion matrix plots, and metrics/summary.json: the headline figures a reviewe
 import json
 
 import numpy as np
-from catboost import CatBoostClassifier
 from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.errors import KeeptrashError, exits_cleanly
-from keeptrash.evaluation import (
+from keeptrash.benchmark.evaluation import (
     CLASS_NAMES,
     benchmark_metrics,
     comparable_ratings,
@@ -18,12 +17,12 @@ from keeptrash.evaluation import (
     summary_metrics,
 )
 from keeptrash.io import read_table, write_json, write_table
-from keeptrash.model_inputs import keep_probability
-from keeptrash.training import join_features, load_model
+from keeptrash.model.trained import TrainedModel
+from keeptrash.model.training import join_features
 
 
-def correct_decisions(model: CatBoostClassifier, rows, threshold: float) -> np.ndarray:
-    return (keep_probability(model, rows) >= threshold) == rows["label"].to_numpy().astype(bool)
+def correct_decisions(model: TrainedModel, rows) -> np.ndarray:
+    return model.keeps(model.keep_probability(rows)) == rows["label"].to_numpy().astype(bool)
 
 
 def read_train_metrics() -> dict:
@@ -41,9 +40,9 @@ def main() -> None:
     test = table[table["split"] == "test"].reset_index(drop=True)
     if test.empty:
         raise KeeptrashError("the test split is empty; set labels.test_fraction above 0")
-    model, metadata = load_model(paths.MODEL)
-    threshold = metadata["decision_threshold"]
-    probabilities = keep_probability(model, test)
+    model = TrainedModel.load(paths.MODEL)
+    threshold = model.threshold
+    probabilities = model.keep_probability(test)
     metrics = benchmark_metrics(test, probabilities, table.loc[table["split"] == "train", "label"], threshold)
     headline = headline_with_intervals(test["label"].to_numpy(), probabilities, threshold, comparable_ratings(test))
     for name in ("accuracy", "balanced_accuracy", "roc_auc"):
@@ -56,7 +55,7 @@ def main() -> None:
     # The gap's value and verdict are the train stage's; the interval comes from resampling its train and val photos.
     gap = {"value": train_metrics["overfitting_gap"], "ci95": [np.nan, np.nan]}
     if not val.empty:
-        gap["ci95"] = gap_interval(correct_decisions(model, train, threshold), correct_decisions(model, val, threshold))
+        gap["ci95"] = gap_interval(correct_decisions(model, train), correct_decisions(model, val))
     write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, train_metrics["overfitting_verdict"], train_metrics.get("cv")))
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))
     with Live(dir=str(paths.BENCHMARK_PLOTS), save_dvc_exp=False, dvcyaml=None, report=None) as live:
@@ -64,7 +63,7 @@ def main() -> None:
         live.log_sklearn_plot(
             "confusion_matrix",
             test["label"].map(CLASS_NAMES).to_list(),
-            [CLASS_NAMES[int(p >= threshold)] for p in probabilities],
+            [CLASS_NAMES[int(keep)] for keep in model.keeps(probabilities)],
             name="confusion_matrix",
         )
     print(

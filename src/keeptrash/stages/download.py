@@ -3,9 +3,9 @@
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import read_table, write_json, write_table
-from keeptrash.manifest import build_manifest, manifest_summary
+from keeptrash.download.manifest import build_manifest, manifest_summary
 from keeptrash.params import load_params
-from keeptrash.sources import open_source
+from keeptrash.download.sources import open_source
 
 
 @exits_cleanly

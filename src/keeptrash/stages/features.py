@@ -4,7 +4,8 @@ import time
 
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
-from keeptrash.features.extract import cache_namespace, manifest_features
+from keeptrash.features.extract import cache_namespace
+from keeptrash.features.table import manifest_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table, write_json, write_table

@@ -3,7 +3,7 @@
 from keeptrash import paths
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import read_table, write_json, write_table
-from keeptrash.labelling import build_labels, labels_summary
+from keeptrash.labels.labelling import build_labels, labels_summary
 from keeptrash.params import load_params
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from keeptrash import paths
-from keeptrash.ava import build_metadata, metadata_summary
+from keeptrash.metadata.ava import build_metadata, metadata_summary
 from keeptrash.errors import exits_cleanly
 from keeptrash.io import write_json, write_table
 from keeptrash.params import load_params

@@ -5,20 +5,12 @@ import time
 from dvclive import Live
 
 from keeptrash import paths
-from keeptrash.cross_validation import cross_validate
+from keeptrash.model.cross_validation import cross_validate
 from keeptrash.errors import exits_cleanly
-from keeptrash.io import atomic_write, read_table, write_json
+from keeptrash.io import read_table, write_json
 from keeptrash.params import load_params
-from keeptrash.model_inputs import stamp_inputs
-from keeptrash.training import (
-    decision_threshold,
-    fit_classifier,
-    join_features,
-    split_scores,
-    stamp_model,
-    train_summary,
-    training_inputs,
-)
+from keeptrash.model import trained
+from keeptrash.model.training import decision_threshold, fit_classifier, join_features, split_scores, train_summary, training_inputs
 
 CURVE_NAMES = {"learn": "train", "validation": "val"}
 
@@ -44,9 +36,7 @@ def main() -> None:
     val = inputs[inputs["split"] == "val"]
     model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
     threshold = decision_threshold(model, val, columns, params.train)
-    stamp_model(model, params.features, threshold)
-    stamp_inputs(model, spec)
-    atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
+    trained.save(model, params.features, spec, threshold, paths.MODEL)
     log_learning_curves(model.get_evals_result())
     summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
     if params.train.cv_folds:

@@ -6,7 +6,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash.images import CORRUPT, CORRUPT_EXIF, MISSING, OK, check_image
-from keeptrash.sources import ImageSource
+from keeptrash.download.sources import ImageSource
 
 MANIFEST_COLUMNS = ["key", "source", "path", "bytes", "sha256", "width", "height", "status", "reason"]
 

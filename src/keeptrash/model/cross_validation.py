@@ -15,10 +15,10 @@ import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from keeptrash.errors import KeeptrashError
-from keeptrash.evaluation import classification_metrics, rank_correlation
-from keeptrash.model_inputs import fit_inputs, within_source_rank
+from keeptrash.benchmark.evaluation import classification_metrics, rank_correlation
+from keeptrash.model.model_inputs import fit_inputs, within_source_rank
 from keeptrash.params import TrainParams
-from keeptrash.training import choose_threshold, fit_classifier
+from keeptrash.model.training import choose_threshold, fit_classifier
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap")
 

@@ -11,12 +11,12 @@ from typing import Protocol
 
 from tqdm import tqdm
 
-from keeptrash.archives import extract_images
+from keeptrash.download.archives import extract_images
 from keeptrash.errors import KeeptrashError
-from keeptrash.http_download import download_images, download_volumes
-from keeptrash.mega import fetch_volumes
+from keeptrash.download.http_download import download_images, download_volumes
+from keeptrash.download.mega import fetch_volumes
 from keeptrash.params import DownloadParams
-from keeptrash.torrent import download_torrent
+from keeptrash.download.torrent import download_torrent
 
 # Photos shipped in the repo so that the default pipeline runs offline from a fresh clone.
 SAMPLE_AVA_FOLDER = Path("data/sample/ava/images")
@@ -109,7 +109,7 @@ class HttpSource:
         return result.images
 
 
-_SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
+SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "sample": lambda params: FolderSource(SAMPLE_AVA_FOLDER),
     "folder": lambda params: FolderSource(Path(params.folder)),
     "archives": lambda params: ArchiveSource(
@@ -119,8 +119,7 @@ _SOURCES: dict[str, Callable[[DownloadParams], ImageSource]] = {
     "mega": MegaSource,
     "torrent": TorrentSource,
 }
-SOURCE_NAMES = tuple(_SOURCES)
 
 
 def open_source(params: DownloadParams) -> ImageSource:
-    return _SOURCES[params.source](params)
+    return SOURCES[params.source](params)

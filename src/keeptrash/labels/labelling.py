@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.ava import read_id_list
+from keeptrash.metadata.ava import read_id_list
 from keeptrash.errors import KeeptrashError
 from keeptrash.grouping import SeriesSplits, keep_series_together
 from keeptrash.images import list_images, readable_file_digest
-from keeptrash.own_decisions import DecisionsReport, apply_decisions, read_decisions
+from keeptrash.labels.own_decisions import DecisionsReport, apply_decisions, read_decisions
 from keeptrash.params import GroupingParams, LabelsParams
 
 KEEP, TRASH = 1, 0

@@ -8,7 +8,7 @@ labels.own_dir by `keeptrash cull --copy`) still gets its decision. The path is 
 bottom, and the last decision for a sha256 is the one used; earlier ones that disagree are reported.
 A decision labels every own photo with that sha256: in own_dir keep/ or trash/ (overriding the folder), in the
 ratings CSV (overriding the rating), or anywhere else in own_dir, where photos wait unlabelled to be reviewed
-(keeptrash.labelling.unsorted_own_photos). Decisions for photos the labels stage cannot find there cannot become
+(keeptrash.labels.labelling.unsorted_own_photos). Decisions for photos the labels stage cannot find there cannot become
 labels, since the pipeline could not read the photo again; they are counted and ignored.
 """
 
@@ -25,7 +25,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.images import readable_file_digest
 
 COLUMNS = ("path", "sha256", "decision")
-# The labels table's classes (keeptrash.labelling KEEP and TRASH) by the word the contact sheet writes.
+# The labels table's classes (keeptrash.labels.labelling KEEP and TRASH) by the word the contact sheet writes.
 LABEL_OF_DECISION = {"keep": 1, "trash": 0}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -1,6 +1,5 @@
 """Fit the CatBoost keep/trash classifier, measure how far it overfits, and stamp and read back its metadata."""
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
-from keeptrash.model_inputs import InputSpec, fit_inputs
+from keeptrash.model.model_inputs import InputSpec, fit_inputs
 from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
@@ -191,12 +190,6 @@ def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
                 "altered or damaged, retrain it with dvc repro"
             ) from None
     return model, metadata
-
-
-def trained_features(metadata: dict[str, Any], settings: FeaturesParams) -> FeaturesParams:
-    """`settings` (batch size, device, workers, engine) with the backbone, pooling and resolution a model was trained on
-    (its metadata as `load_model` checked it)."""
-    return dataclasses.replace(settings, backbone=metadata["backbone"], pooling=metadata["pooling"], resolution=metadata["resolution"])
 
 
 def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:

@@ -1,0 +1,1 @@
+"""The benchmark stage: the test-split scores and their intervals."""

@@ -1,0 +1,70 @@
+"""The features of photos, read from the feature cache; what the cache lacks is extracted first, by the engine
+features.engine names (this process, or Ray)."""
+
+import numpy as np
+import pandas as pd
+
+from keeptrash.errors import KeeptrashError
+from keeptrash.features.backbones import BACKBONES
+from keeptrash.features.extract import PhotoLoader, compute_missing_locally, embedding_columns, photo_file
+from keeptrash.features.image_stats import STAT_NAMES
+from keeptrash.features.store import FeatureStore
+from keeptrash.params import FeaturesParams
+
+
+def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
+    """Extract these photos' features into the store; key -> reason for the photos that could not be decoded."""
+    if params.engine == "ray":
+        from keeptrash.features.ray_engine import compute_missing_on_ray  # Ray is imported only when asked for
+
+        return compute_missing_on_ray(loaders, keys, params, store, max_pixels)
+    return compute_missing_locally(loaders, keys, params, store, max_pixels)
+
+
+def loaded_features(
+    loaders: dict[str, PhotoLoader], params: FeaturesParams, store: FeatureStore, max_pixels: int
+) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """Features ("sha256" key + columns) of every photo that loads, key -> reason for those that do not, and how many were computed.
+
+    Photos whose key is already in the cache are not loaded at all.
+    """
+    index, embeddings, statistics = store.load()
+    todo = {key: loader for key, loader in loaders.items() if key not in index}
+    failures = {}
+    if todo:
+        failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels)
+        index, embeddings, statistics = store.load()
+    wanted = [key for key in loaders if key in index]
+    columns = embedding_columns(BACKBONES[params.backbone], params.pooling)
+    rows = [index[key] for key in wanted]
+    table = pd.concat(
+        [
+            pd.DataFrame({"sha256": wanted}),
+            pd.DataFrame(embeddings[rows].astype(np.float32) if rows else None, columns=columns),
+            pd.DataFrame(statistics[rows] if rows else None, columns=list(STAT_NAMES)),
+        ],
+        axis=1,
+    )
+    return table, failures, len(todo) - len(failures)
+
+
+def feature_table(
+    paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int
+) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """Features of photo files keyed by their sha256; failures by path. Files with equal bytes are decoded once."""
+    first_path = {}
+    for path, digest in zip(paths, digests):
+        first_path.setdefault(digest, path)
+    table, failures, computed = loaded_features(
+        {digest: photo_file(path) for digest, path in first_path.items()}, params, store, max_pixels
+    )
+    return table, {path: failures[digest] for path, digest in zip(paths, digests) if digest in failures}, computed
+
+
+def manifest_features(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore, max_pixels: int) -> tuple[pd.DataFrame, int]:
+    """Features by key for the verified photos of the download manifest (key, path, sha256), and how many were computed."""
+    table, failures, extracted = feature_table(manifest["path"].tolist(), manifest["sha256"].tolist(), params, store, max_pixels)
+    if failures:
+        path, reason = next(iter(failures.items()))
+        raise KeeptrashError(f"{path}: no longer decodes ({reason}); it changed after the download stage, rerun dvc repro")
+    return manifest[["key", "sha256"]].merge(table, on="sha256", how="left").drop(columns="sha256"), extracted

@@ -1,0 +1,1 @@
+"""The labels stage: keep/trash labels for own photos and AVA photos, and their splits."""

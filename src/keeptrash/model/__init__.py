@@ -1,0 +1,1 @@
+"""The train stage: the classifier, its inputs and its cross-validation."""
