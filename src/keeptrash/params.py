@@ -86,6 +86,7 @@ class FeaturesParams:
     ray_address: str = ""
     ray_actors: int = 1
     ray_cpus_per_actor: float = 2.0
+    runtime: str = "torch"  # keeptrash.features.runtimes.RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             f"got {val_fraction} + {test_fraction}"
         )
     from keeptrash.features.backbones import BACKBONES, POOLINGS  # heavy imports stay out of the params module
+    from keeptrash.features.runtimes import RUNTIMES
     from keeptrash.sources import SOURCE_NAMES
 
     return Params(
@@ -279,6 +281,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             ray_address=features.text("ray_address"),
             ray_actors=features.integer("ray_actors", 1, 10_000),
             ray_cpus_per_actor=features.number("ray_cpus_per_actor", 0.1, 1024.0),
+            runtime=features.text("runtime", RUNTIMES),
         ),
         train=TrainParams(
             iterations=train.integer("iterations", 1),
