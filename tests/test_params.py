@@ -61,6 +61,8 @@ def test_load_params_reads_the_file(raw_params):
         ({"labels__margin": -0.1}, "labels.margin"),
         ({"features__device": "tpu"}, "features.device"),
         ({"features__pooling": "max"}, "features.pooling"),
+        ({"features__runtime": "tensorrt"}, "features.runtime"),
+        ({"features__runtime": None}, "features.runtime"),
         ({"features__resolution": 16}, "features.resolution"),
         ({"features__resolution": "500px"}, "features.resolution"),
         ({"train__ridge_score": "yes"}, "train.ridge_score"),

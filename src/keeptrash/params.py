@@ -29,6 +29,8 @@ SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
 BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
 POOLINGS = ("last", "multilevel")
+# What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.
+RUNTIME_NAMES = ("torch", "onnxruntime", "openvino")
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
@@ -137,6 +139,7 @@ class FeaturesParams:
     ray_address: str = text(default="")
     ray_actors: int = whole(1, 10_000, default=1)
     ray_cpus_per_actor: float = number(0.1, 1024.0, default=2.0)
+    runtime: str = text(RUNTIME_NAMES, default="torch")  # the one keeptrash.features.runtimes implements
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES, Backbone
 from keeptrash.features.image_stats import ANALYSIS_SIDE, image_statistics
+from keeptrash.features.runtimes import EXPORTS_FOLDER, ExportedEmbedder, embedded_by_shape, exported_model
 from keeptrash.features.store import FeatureStore
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, decode_failure, open_photo, pixel_limit
 from keeptrash.params import FeaturesParams
@@ -161,18 +162,22 @@ class Embedder:
 
     @torch.inference_mode()
     def __call__(self, pixels: list[torch.Tensor]) -> np.ndarray:
-        """Photos of equal shape share a forward pass (bucketing); the rows come back in the order given."""
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for position, image in enumerate(pixels):
-            by_shape.setdefault(tuple(image.shape), []).append(position)
-        rows: list[np.ndarray | None] = [None] * len(pixels)
-        for positions in by_shape.values():
-            batch = torch.stack([pixels[position] for position in positions])
-            batch = (batch.to(self.device, non_blocking=True).float() - self.mean) / self.std
-            embedded = self.model(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
-            for position, row in zip(positions, embedded):
-                rows[position] = row
-        return np.stack(rows)
+        """Photos of equal shape share a forward pass; the rows come back in the order given."""
+        return embedded_by_shape(pixels, self._forward)
+
+    def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        batch = (batch.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        return self.model(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+
+
+def make_embedder(params: FeaturesParams, exports_folder: Path) -> Embedder | ExportedEmbedder:
+    """The backbone on the device and runtime the params ask for; exported models are cached in `exports_folder`."""
+    device = choose_device(params.device)
+    backbone = BACKBONES[params.backbone]
+    if params.runtime == "torch" or device.type != "cpu":
+        return Embedder(backbone, params.pooling, device)
+    keep_freed_memory_for_reuse()
+    return ExportedEmbedder(params.runtime, exported_model(backbone, params.pooling, exports_folder))
 
 
 def available_cores() -> int:
@@ -187,13 +192,13 @@ def decoding_workers(requested: int | None) -> int:
     return available_cores() if requested is None else requested
 
 
-def _embedded_in_worker(embed: Embedder, items: list[tuple]) -> tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]:
+def _embedded_in_worker(embed: Embedder | ExportedEmbedder, items: list[tuple]) -> tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]:
     indices, pixels, statistics, failures = _collate(items)
     return indices, embed(pixels) if indices else None, statistics, failures
 
 
 def extracted_batches(
-    loaders: list[PhotoLoader], params: FeaturesParams, max_pixels: int, embed: Embedder
+    loaders: list[PhotoLoader], params: FeaturesParams, max_pixels: int, embed: Embedder | ExportedEmbedder
 ) -> Iterator[tuple[list[int], np.ndarray | None, np.ndarray | None, list[tuple[int, str]]]]:
     """Per batch: the indices of the photos that decoded, their embeddings and statistics, and (index, reason) of those that did not.
 
@@ -229,7 +234,7 @@ class ExtractedShard:
 
 
 def extracted_shards(
-    loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, max_pixels: int, embed: Embedder, shard_size: int
+    loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, max_pixels: int, embed: Embedder | ExportedEmbedder, shard_size: int
 ) -> Iterator[ExtractedShard]:
     """extracted_batches grouped into shards of at least shard_size finished photos (the last may be smaller)."""
     done, embeddings, statistics, failures = [], [], [], {}
@@ -255,7 +260,7 @@ def compute_missing_locally(loaders: list[PhotoLoader], keys: list[str], params:
 
     Returns key -> reason for the photos that could not be decoded.
     """
-    embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
+    embed = make_embedder(params, store.folder.parent / EXPORTS_FOLDER)
     failures = {}
     progress = tqdm(total=len(loaders), desc=f"extracting {params.backbone} features", unit="img", disable=None)
     for shard in extracted_shards(loaders, keys, params, max_pixels, embed, SHARD_SIZE):

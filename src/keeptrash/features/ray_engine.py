@@ -9,13 +9,14 @@ the photos must be at the same path on every node (a shared or mounted folder).
 """
 
 import math
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
-from keeptrash.features.backbones import BACKBONES
-from keeptrash.features.extract import SHARD_SIZE, Embedder, ExtractedShard, PhotoLoader, choose_device, extracted_shards, store_shard
+from keeptrash.features.extract import SHARD_SIZE, ExtractedShard, PhotoLoader, extracted_shards, make_embedder, store_shard
+from keeptrash.features.runtimes import EXPORTS_FOLDER
 from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
 
@@ -23,9 +24,9 @@ from keeptrash.params import FeaturesParams
 class _ShardExtractor:
     """A Ray actor: the backbone loaded once, then whole shards of photos."""
 
-    def __init__(self, params: FeaturesParams, max_pixels: int):
+    def __init__(self, params: FeaturesParams, max_pixels: int, exports_folder: Path):
         self.params, self.max_pixels = params, max_pixels
-        self.embed = Embedder(BACKBONES[params.backbone], params.pooling, choose_device(params.device))
+        self.embed = make_embedder(params, exports_folder)
 
     def __call__(self, shards: pd.DataFrame) -> pd.DataFrame:
         rows = []
@@ -67,7 +68,7 @@ def compute_missing_on_ray(loaders: list[PhotoLoader], keys: list[str], params: 
     shards = [{"keys": keys[start : start + size], "loaders": loaders[start : start + size]} for start in range(0, len(loaders), size)]
     extracted = ray.data.from_items(shards, override_num_blocks=len(shards)).map_batches(
         _ShardExtractor,
-        fn_constructor_args=(params, max_pixels),
+        fn_constructor_args=(params, max_pixels, store.folder.parent / EXPORTS_FOLDER),
         batch_size=1,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=params.ray_actors),
