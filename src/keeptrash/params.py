@@ -21,6 +21,9 @@ CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBal
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
+# What CatBoost learns (keeptrash.training): keep/trash labels, or the within-source score rank with the
+# keep probability from a logistic calibration fitted out-of-fold on the training split.
+OBJECTIVES = ("classify", "regress")
 FEATURE_ENGINES = ("local", "ray")
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
@@ -111,6 +114,8 @@ class TrainParams:
     # Repeated stratified k-fold cross-validation on train+val (keeptrash.cross_validation); cv_folds 0 = off.
     cv_folds: int = 5
     cv_repeats: int = 3
+    # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
+    objective: str = "classify"
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,13 @@ def _cv_folds(train: _Section) -> int:
     return folds
 
 
+def _objective(train: _Section) -> str:
+    objective = train.text("objective", OBJECTIVES)
+    if objective == "regress" and train.text("class_weights", tuple(CLASS_WEIGHTS)) != "none":
+        raise train._fail("objective", "classify when train.class_weights weighs classes (a regression has none); set class_weights to none")
+    return objective
+
+
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise KeeptrashError(f"{source}: expected a mapping of sections (metadata, labels, ...); see params.yaml in the repo")
@@ -298,6 +310,7 @@ def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
             seed=train.integer("seed", 0),
             cv_folds=_cv_folds(train),
             cv_repeats=train.integer("cv_repeats", 1, 100),
+            objective=_objective(train),
         ),
         analyze=AnalyzeParams(
             degradation_photos=analyze.integer("degradation_photos", 0),

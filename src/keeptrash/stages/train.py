@@ -14,23 +14,21 @@ from keeptrash.training import (
     decision_threshold,
     fit_classifier,
     join_features,
+    learning_curves,
     split_scores,
     stamp_model,
     train_summary,
     training_inputs,
 )
 
-CURVE_NAMES = {"learn": "train", "validation": "val"}
-
-
-def log_learning_curves(evals: dict) -> None:
-    """Loss and accuracy per iteration for train and validation, as dvclive step plots."""
+def log_learning_curves(curves: dict) -> None:
+    """Loss and accuracy per iteration for train and validation (training.learning_curves), as dvclive step plots."""
     with Live(dir=str(paths.TRAIN_CURVES), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        iterations = len(evals["learn"]["Logloss"])
+        iterations = len(curves["train"]["logloss"])
         for step in range(iterations):
-            for dataset, metrics in evals.items():
+            for dataset, metrics in curves.items():
                 for metric, values in metrics.items():
-                    live.log_metric(f"{CURVE_NAMES[dataset]}/{metric.lower()}", values[step])
+                    live.log_metric(f"{dataset}/{metric}", values[step])
             live.next_step()
 
 
@@ -41,13 +39,13 @@ def main() -> None:
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
     spec, inputs, columns = training_inputs(table, params.train)
-    val = inputs[inputs["split"] == "val"]
-    model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
+    train, val = inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"]
+    model = fit_classifier(train, val, columns, params.train)
     threshold = decision_threshold(model, val, columns, params.train)
     stamp_model(model, params.features, threshold)
     stamp_inputs(model, spec)
     atomic_write(paths.MODEL, lambda temp: model.save_model(str(temp)))
-    log_learning_curves(model.get_evals_result())
+    log_learning_curves(learning_curves(model, train, val, columns))
     summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
     if params.train.cv_folds:
         started = time.perf_counter()
