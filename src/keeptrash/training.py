@@ -1,4 +1,5 @@
-"""Fit the CatBoost keep/trash classifier, measure how far it overfits, and stamp and read back its metadata."""
+"""Fit the CatBoost keep/trash model (a classifier, or a calibrated regression on the score rank), measure how far it
+overfits, and stamp and read back its metadata."""
 
 import dataclasses
 import math
@@ -113,7 +114,9 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
     return model
 
 
-def _fit_regressor(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool) -> CatBoostRegressor:
+def _fit_regressor(
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
+) -> CatBoostRegressor:
     model = CatBoostRegressor(**_catboost_settings(params, feature_columns, early_stopping), loss_function=OBJECTIVE_LOSSES["regress"])
     eval_set = (val[feature_columns], val[REGRESSION_TARGET]) if not val.empty else None
     model.fit(train[feature_columns], train[REGRESSION_TARGET], eval_set=eval_set)
