@@ -62,7 +62,8 @@ def copy_photos(names, folder: Path) -> list[Path]:
 
 
 def train_livec_model(
-    photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0, ridge_score: bool = False
+    photos: int, iterations: int, cache_root: Path, path: Path, pca_components: int = 0, ridge_score: bool = False,
+    objective: str = "classify",
 ) -> Path:
     """A CatBoost model on real features of the first `photos` LIVE-C photos (keep: MOS >= 50), stamped the
     way the train stage stamps one, so `keeptrash cull` reads its backbone, size and threshold from it."""
@@ -91,7 +92,7 @@ def train_livec_model(
     params = TrainParams(
         iterations=iterations, depth=4, learning_rate=0.1, l2_leaf_reg=3.0, rsm=1.0, bootstrap_type="MVS", subsample=0.8,
         feature_set="all", pca_components=pca_components, ridge_score=ridge_score, monotone_faults=False, early_stopping_rounds=0,
-        class_weights="none", decision_threshold=None, seed=0,
+        class_weights="none", decision_threshold=None, seed=0, objective=objective,
     )
     spec, inputs, columns = training_inputs(table, params)
     model = fit_classifier(inputs, inputs.iloc[0:0], columns, params)

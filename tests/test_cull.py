@@ -23,6 +23,7 @@ from conftest import CHEAP_FEATURES, LIVEC_IMAGES, train_livec_model
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import load_scoring_model, score_photos
+from keeptrash.cull import KEEP
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.store import CACHE_ENV
@@ -548,3 +549,15 @@ def test_a_model_with_a_ridge_score_scores_and_explains_photos(messy_folder, tmp
     scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)
     assert failed == [] and len(scores) == 4 and scores["keep_probability"].between(0, 1).all()
     assert not scores["reason"].str.contains("ridge_score").any()  # the embedding's verdict counts as "image content"
+
+
+def test_a_regress_model_scores_photos_with_its_calibrated_keep_probability(messy_folder, tmp_path, cache_root):
+    root, _ = messy_folder
+    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "regress.cbm", ridge_score=True, objective="regress")
+    model = load_scoring_model(path)
+    photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
+    scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)
+    assert failed == [] and len(scores) == 4
+    assert model.classifier.get_all_params()["loss_function"] == "RMSE"
+    assert scores["keep_probability"].between(0, 1).all()
+    assert ((scores["keep_probability"] >= model.threshold) == (scores["decision"] == KEEP)).all()

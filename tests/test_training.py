@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from scipy.stats import spearmanr
+from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
 from keeptrash.analysis.learning_curve import learning_curve
 from keeptrash.model.cross_validation import cross_validate, cv_folds, fold_metrics
@@ -19,7 +20,9 @@ from keeptrash.model.training import (
     DEFAULT_THRESHOLD,
     choose_threshold,
     decision_threshold,
+    REGRESSION_TARGET,
     fit_classifier,
+    learning_curves,
     load_model,
     stamp_model,
     training_inputs,
@@ -106,7 +109,7 @@ def test_load_model_reads_the_stamped_metadata_back_as_values(data, tmp_path):
     _, metadata = load_model(tmp_path / "model.cbm")
     assert metadata == {
         "backbone": "mobilenet_v2", "pooling": "multilevel", "resolution": 384,
-        "preprocessing_version": PREPROCESSING_VERSION, "decision_threshold": 0.42,
+        "preprocessing_version": PREPROCESSING_VERSION, "decision_threshold": 0.42, "objective": "classify",
     }
 
 
@@ -119,6 +122,9 @@ def test_load_model_reads_the_stamped_metadata_back_as_values(data, tmp_path):
         ("resolution", "500px", "resolution must be a whole number from 32 to 4096"),
         ("resolution", "-5", "got '-5'"),
         ("feature_set", "everything", "feature_set must be one of all, cnn, stats"),
+        ("objective", "rank", "objective must be one of classify, regress"),
+        # A classifier's raw values labelled as a calibrated regression: scored as such they would not be probabilities.
+        ("objective", "regress", "objective regress needs a RMSE model, the file holds Logloss"),
     ],
 )
 def test_tampered_model_metadata_is_one_line_naming_the_file_and_field(data, tmp_path, field, value, words):
@@ -154,7 +160,8 @@ def test_model_from_other_preprocessing_is_refused_before_its_fields_are_read(da
 
 @pytest.fixture(scope="module")
 def embedded() -> pd.DataFrame:
-    """A table shaped like the pipeline's: 40 cnn_ columns whose first direction carries the label, and the statistics."""
+    """A table shaped like the pipeline's: 40 cnn_ columns whose first direction carries the label, the statistics, and
+    each photo's own rating."""
     rng = np.random.default_rng(2)
     n = 240
     label = rng.integers(0, 2, n)
@@ -163,7 +170,8 @@ def embedded() -> pd.DataFrame:
     table = pd.DataFrame(cnn, columns=[f"cnn_{i:04d}" for i in range(40)])
     for name in STAT_NAMES:
         table[name] = rng.normal(size=n)
-    return table.assign(label=label, split=np.where(np.arange(n) < 160, "train", np.where(np.arange(n) < 200, "val", "test")))
+    split = np.where(np.arange(n) < 160, "train", np.where(np.arange(n) < 200, "val", "test"))
+    return table.assign(label=label, split=split, source="own", score=40.0 + 20 * label + rng.normal(scale=5, size=n))
 
 
 def test_projection_is_fitted_on_the_train_split_only(embedded):
@@ -269,9 +277,10 @@ def test_cross_validation_never_sees_the_test_split(rated):
     assert cross_validate(scrambled, params) == cross_validate(rated, params)
 
 
-def test_everything_a_fold_fits_comes_from_its_training_part(rated):
-    """Projection, ridge, classifier and threshold: garbage held-out rows change the held-out scores, never the fit."""
-    params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4)
+@pytest.mark.parametrize("objective", ["classify", "regress"])
+def test_everything_a_fold_fits_comes_from_its_training_part(rated, objective):
+    """Projection, ridge, model, calibration and threshold: garbage held-out rows change the held-out scores, never the fit."""
+    params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4, objective=objective)
     fitted, held_out = rated.iloc[:150], rated.iloc[150:]
     garbage = held_out.assign(cnn_0000=held_out["cnn_0000"] * -100, label=1 - held_out["label"])
     clean, spoiled = fold_metrics(fitted, held_out, params), fold_metrics(fitted, garbage, params)
@@ -298,3 +307,81 @@ def test_monotone_faults_never_let_more_noise_raise_the_keep_probability(rated):
         assert bool((high > low + 0.05).any()) == rises
         if monotone:
             assert (high <= low + 1e-9).all()
+
+
+# --- the regress objective: CatBoost on the score rank, calibrated out-of-fold -----------------------
+
+
+def scored_photos(n: int, signal: float, seed: int) -> pd.DataFrame:
+    """Photos whose score column `a` predicts with the given strength; keep = the top 60% by score."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    score = signal * frame["a"] + rng.normal(size=n)
+    return frame.assign(label=(score >= np.quantile(score, 0.4)).astype(int), **{REGRESSION_TARGET: score.rank(pct=True)})
+
+
+REGRESS = dataclasses.replace(PARAMS, objective="regress", iterations=100)
+
+
+def test_regress_keeps_the_order_within_a_class_that_labels_throw_away():
+    photos = scored_photos(600, signal=5.0, seed=7)
+    train, test = photos.iloc[:400], photos.iloc[400:]
+    keeps = test[test["label"] == 1]
+
+    def order_among_keeps(params: TrainParams) -> float:
+        model = fit_classifier(train, train.iloc[0:0], ["a", "b", "c"], params)
+        return spearmanr(model.predict_proba(keeps[["a", "b", "c"]])[:, 1], keeps[REGRESSION_TARGET]).statistic
+
+    regressed, classified = order_among_keeps(REGRESS), order_among_keeps(dataclasses.replace(REGRESS, objective="classify"))
+    assert regressed > 0.75 and regressed > classified + 0.1, (regressed, classified)
+
+
+def test_regress_calibration_is_fitted_out_of_fold_so_new_photos_get_honest_probabilities():
+    """A deep, barely regularised regressor fits its own noisy rows almost exactly; calibrated on those rows it would
+    call new photos near-certain and lose more than a constant guess. Out-of-fold, it stays near the base rate."""
+    photos = scored_photos(700, signal=0.3, seed=8)
+    train, new = photos.iloc[:300], photos.iloc[300:]
+    overfitting = dataclasses.replace(REGRESS, depth=6, iterations=300, learning_rate=0.3, l2_leaf_reg=0.1)
+    model = fit_classifier(train, train.iloc[0:0], ["a", "b", "c"], overfitting)
+    probabilities = model.predict_proba(new[["a", "b", "c"]])[:, 1]
+    constant = log_loss(new["label"], np.full(len(new), train["label"].mean()))
+    assert log_loss(new["label"], probabilities) < constant + 0.02
+    assert abs(probabilities.mean() - new["label"].mean()) < 0.05
+
+
+def test_a_regress_model_file_gives_the_calibrated_probability_wherever_it_is_loaded(rated, tmp_path):
+    params = dataclasses.replace(REGRESS, ridge_score=True, pca_components=4)
+    spec, inputs, columns = training_inputs(rated, params)
+    model = fit_classifier(inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"], columns, params)
+    stamp_model(model, STAMPED_FEATURES, 0.5)
+    stamp_inputs(model, spec)
+    model.save_model(str(tmp_path / "model.cbm"))
+    loaded, metadata = load_model(tmp_path / "model.cbm")
+    assert metadata["objective"] == "regress" and loaded.get_all_params()["loss_function"] == "RMSE"
+    held_out = rated[rated["split"] != "train"]
+    probabilities = keep_probability(loaded, held_out)
+    np.testing.assert_allclose(probabilities, model.predict_proba(spec.frame(held_out)[columns])[:, 1], atol=1e-6)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert roc_auc_score(held_out["label"], probabilities) > 0.9
+
+
+def test_regress_needs_two_photos_of_each_class_to_calibrate():
+    photos = scored_photos(50, signal=5.0, seed=9)
+    one_trash = pd.concat([photos[photos["label"] == 1], photos[photos["label"] == 0].head(1)])
+    with pytest.raises(KeeptrashError, match="train.objective regress .* needs at least 2 keep and 2 trash"):
+        fit_classifier(one_trash, one_trash.iloc[0:0], ["a", "b", "c"], REGRESS)
+
+
+@pytest.mark.parametrize("objective", ["classify", "regress"])
+def test_learning_curves_follow_the_keep_probability_tree_by_tree(data, objective):
+    train, val, columns = data
+    train, val = (rows.assign(**{REGRESSION_TARGET: rows["a"].rank(pct=True)}) for rows in (train, val))
+    model = fit_classifier(train, val, columns, dataclasses.replace(PARAMS, objective=objective))
+    curves = learning_curves(model, train, val, columns)
+    assert set(curves) == {"train", "val"} and all(len(values) == model.tree_count_ for curve in curves.values() for values in curve.values())
+    final = model.predict_proba(val[columns])[:, 1]
+    assert curves["val"]["logloss"][-1] == pytest.approx(log_loss(val["label"], final))
+    assert curves["val"]["accuracy"][-1] == pytest.approx(np.mean((final >= 0.5) == val["label"]))
+    assert curves["train"]["logloss"][-1] < curves["train"]["logloss"][0]
+    if objective == "classify":  # the same accuracy CatBoost reports for its own Logloss model
+        assert curves["val"]["accuracy"] == pytest.approx(model.get_evals_result()["validation"]["Accuracy"])

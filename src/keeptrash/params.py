@@ -21,6 +21,9 @@ CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBal
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
+# What CatBoost learns (keeptrash.model.training): keep/trash labels, or the within-source score rank with the
+# keep probability from a logistic calibration fitted out-of-fold on the training split.
+OBJECTIVES = ("classify", "regress")
 FEATURE_ENGINES = ("local", "ray")
 # The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
 # so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
@@ -165,6 +168,8 @@ class TrainParams:
     # Repeated stratified k-fold cross-validation on train+val (keeptrash.model.cross_validation); cv_folds 0 = off.
     cv_folds: int = _declared(_cv_folds, default=5)
     cv_repeats: int = whole(1, 100, default=3)
+    # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
+    objective: str = text(OBJECTIVES, default="classify")
 
 
 @dataclass(frozen=True)
@@ -273,8 +278,17 @@ def _leaves_a_training_split(params: Params, source: Path) -> None:
         )
 
 
+def _regression_has_no_class_weights(params: Params, source: Path) -> None:
+    train = params.train
+    if train.objective == "regress" and train.class_weights != "none":
+        raise KeeptrashError(
+            f"{source}: train.objective must be classify when train.class_weights weighs classes (a regression has none); "
+            f"set class_weights to none, got {train.objective!r}"
+        )
+
+
 # Rules across keys, checked once every key is valid on its own.
-CROSS_FIELD_RULES = (_leaves_a_training_split,)
+CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights)
 
 
 def _parsed_section(settings: type, section: _Section) -> Any:

@@ -3,7 +3,7 @@
 One validation split of ~100 photos moves by several points between seeds; the mean and standard
 deviation over k x r held-out folds say whether an experiment really differs from another. Every
 step that learns from data is refitted inside each fold on the fold's training part alone: the PCA
-projection, the ridge score, the classifier and, with decision_threshold auto, the
+projection, the ridge score, the model (with objective regress, its calibration) and, with decision_threshold auto, the
 threshold, which is chosen on the training part's own predictions. The held-out fold is scored only.
 The test split is never seen.
 """
@@ -18,7 +18,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.benchmark.evaluation import classification_metrics, rank_correlation
 from keeptrash.model.model_inputs import fit_inputs, within_source_rank
 from keeptrash.params import TrainParams
-from keeptrash.model.training import choose_threshold, fit_classifier
+from keeptrash.model.training import choose_threshold, fit_classifier, with_targets
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap")
 
@@ -31,8 +31,7 @@ def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainPara
     columns = list(fitted_inputs.columns)
     # No early stopping inside a fold: its only validation data is the held-out part, which must stay unseen.
     model = fit_classifier(
-        fitted_inputs.assign(label=fitted["label"].to_numpy()), fitted_inputs.iloc[0:0], columns,
-        dataclasses.replace(params, early_stopping_rounds=0),
+        with_targets(fitted_inputs, fitted), fitted_inputs.iloc[0:0], columns, dataclasses.replace(params, early_stopping_rounds=0)
     )
     fitted_probability = model.predict_proba(fitted_inputs)[:, 1]
     held_out_probability = model.predict_proba(held_out_inputs[columns])[:, 1]

@@ -1,6 +1,9 @@
-"""Fit the CatBoost keep/trash classifier, measure how far it overfits, and stamp and read back its metadata."""
+"""Fit the CatBoost keep/trash model (a classifier, or a calibrated regression on the score rank), measure how far it
+overfits, and stamp and read back its metadata."""
 
+import dataclasses
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,14 +11,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier, CatBoostError
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_curve
+from catboost import CatBoostClassifier, CatBoostError, CatBoostRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_curve
+from sklearn.model_selection import StratifiedKFold
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
-from keeptrash.model.model_inputs import InputSpec, fit_inputs
-from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, FeaturesParams, TrainParams
+from keeptrash.model.model_inputs import InputSpec, fit_inputs, ridge_target
+from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, OBJECTIVES, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
 DEFAULT_THRESHOLD = 0.5
@@ -24,6 +29,13 @@ LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "
 # On the demo photos more measured noise comes with more fine texture, which people like, so a free
 # model learned to reward noise and kept noisier takes (issue 13); no training photo teaches it otherwise.
 FAULT_STATISTICS = ("noise", "highlights_clipped", "shadows_clipped")
+# With train.objective regress, what CatBoost fits: the photo's score rank within its source (an unrated
+# own photo counts as 1 or 0). Binary labels throw away how good a keep is; the rank keeps it.
+REGRESSION_TARGET = "score_rank"
+# Folds of the training split whose out-of-fold regression outputs the keep-probability calibration is fitted on.
+CALIBRATION_FOLDS = 5
+# The loss each objective's model file records; a model whose loss does not match its objective is refused.
+OBJECTIVE_LOSSES = {"classify": "Logloss", "regress": "RMSE"}
 
 
 def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
@@ -34,13 +46,18 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
     return table.reset_index(drop=True), feature_columns, len(labels) - len(table)
 
 
+def with_targets(inputs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Model inputs of `rows` (in the same order) with what either objective fits: label and REGRESSION_TARGET."""
+    return inputs.reset_index(drop=True).assign(label=rows["label"].to_numpy(), **{REGRESSION_TARGET: ridge_target(rows)})
+
+
 def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
-    """The input spec fitted on the train split, every row's model inputs (with label and split), and their columns."""
+    """The input spec fitted on the train split, every row's model inputs (with label, score rank and split), and their columns."""
     training = (table["split"] == "train").to_numpy()
     spec, train_inputs = fit_inputs(table[training], params)
     frame = spec.frame(table)
     frame.loc[training] = train_inputs.to_numpy()
-    return spec, pd.concat([table[["label", "split"]].reset_index(drop=True), frame], axis=1), list(frame.columns)
+    return spec, with_targets(frame, table).assign(split=table["split"].to_numpy()), list(frame.columns)
 
 
 def overfitting_verdict(gap_points: float) -> str:
@@ -52,34 +69,111 @@ def overfitting_verdict(gap_points: float) -> str:
     return "none"
 
 
+def _catboost_settings(params: TrainParams, feature_columns: list[str], early_stopping: bool) -> dict[str, Any]:
+    """CatBoost's constructor arguments shared by both objectives."""
+    return {
+        "iterations": params.iterations,
+        "depth": params.depth,
+        "learning_rate": params.learning_rate,
+        "l2_leaf_reg": params.l2_leaf_reg,
+        "rsm": params.rsm,
+        "bootstrap_type": params.bootstrap_type,
+        # Only the sampling bootstraps take a sample size.
+        "subsample": params.subsample if params.bootstrap_type in ("MVS", "Bernoulli") else None,
+        "monotone_constraints": {name: -1 for name in FAULT_STATISTICS if name in feature_columns} if params.monotone_faults else None,
+        "random_seed": params.seed,
+        # CatBoost would otherwise silently keep the best validation iteration whenever an eval set is given.
+        "use_best_model": early_stopping,
+        "early_stopping_rounds": params.early_stopping_rounds if early_stopping else None,
+        "allow_writing_files": False,
+        "verbose": False,
+    }
+
+
 def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams) -> CatBoostClassifier:
+    """The model `params.objective` asks for, as a classifier whose predict_proba is the keep probability.
+
+    train and val hold feature_columns and label (and REGRESSION_TARGET for the regress objective).
+    """
     if train["label"].nunique() < 2:
         raise KeeptrashError("the training split holds only one class; label more keep and trash photos or change labels.threshold")
     early_stopping = params.early_stopping_rounds > 0
     if early_stopping and val.empty:
         raise KeeptrashError("train.early_stopping_rounds needs a validation split; set labels.val_fraction above 0")
-    model = CatBoostClassifier(
-        iterations=params.iterations,
-        depth=params.depth,
-        learning_rate=params.learning_rate,
-        l2_leaf_reg=params.l2_leaf_reg,
-        rsm=params.rsm,
-        bootstrap_type=params.bootstrap_type,
-        # Only the sampling bootstraps take a sample size.
-        subsample=params.subsample if params.bootstrap_type in ("MVS", "Bernoulli") else None,
-        auto_class_weights=CLASS_WEIGHTS[params.class_weights],
-        monotone_constraints={name: -1 for name in FAULT_STATISTICS if name in feature_columns} if params.monotone_faults else None,
-        random_seed=params.seed,
-        custom_metric=["Accuracy", "AUC"],
-        # CatBoost would otherwise silently keep the best validation iteration whenever an eval set is given.
-        use_best_model=early_stopping,
-        early_stopping_rounds=params.early_stopping_rounds if early_stopping else None,
-        allow_writing_files=False,
-        verbose=False,
-    )
-    eval_set = (val[feature_columns], val["label"]) if not val.empty else None
-    model.fit(train[feature_columns], train["label"], eval_set=eval_set)
+    if params.objective == "regress":
+        model = _fit_calibrated_regressor(train, val, feature_columns, params, early_stopping)
+    else:
+        model = CatBoostClassifier(
+            **_catboost_settings(params, feature_columns, early_stopping),
+            auto_class_weights=CLASS_WEIGHTS[params.class_weights],
+            custom_metric=["Accuracy", "AUC"],
+        )
+        eval_set = (val[feature_columns], val["label"]) if not val.empty else None
+        model.fit(train[feature_columns], train["label"], eval_set=eval_set)
+    model.get_metadata()["objective"] = params.objective
     return model
+
+
+def _fit_regressor(
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
+) -> CatBoostRegressor:
+    model = CatBoostRegressor(**_catboost_settings(params, feature_columns, early_stopping), loss_function=OBJECTIVE_LOSSES["regress"])
+    eval_set = (val[feature_columns], val[REGRESSION_TARGET]) if not val.empty else None
+    model.fit(train[feature_columns], train[REGRESSION_TARGET], eval_set=eval_set)
+    return model
+
+
+def _fit_calibrated_regressor(
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
+) -> CatBoostClassifier:
+    """CatBoost regression on the score rank whose output a logistic (Platt) calibration turns into P(keep).
+
+    The calibration is fitted on out-of-fold outputs of the training split (each photo scored by a
+    regressor that never saw it, with as many trees as the final one), so it learns how far new photos'
+    outputs are from the labels, not how well the regressor fits its own rows. It is folded into the
+    model's leaf values and bias: CatBoost's predict_proba is the sigmoid of the raw value, so the saved file
+    gives the calibrated keep probability wherever it is loaded as a classifier (cull, benchmark, analyze)
+    and its SHAP values are log-odds, as a classifier's are.
+    """
+    folds = min(CALIBRATION_FOLDS, int(train["label"].value_counts().min()))
+    if folds < 2:
+        raise KeeptrashError(
+            "train.objective regress calibrates on out-of-fold predictions and needs at least 2 keep and 2 trash photos "
+            "in the training split; label more photos or set train.objective to classify"
+        )
+    model = _fit_regressor(train, val, feature_columns, params, early_stopping)
+    same_trees = dataclasses.replace(params, iterations=int(model.tree_count_), early_stopping_rounds=0)
+    out_of_fold = np.empty(len(train))
+    for fitted, held_out in StratifiedKFold(folds, shuffle=True, random_state=params.seed).split(train, train["label"]):
+        fold_model = _fit_regressor(train.iloc[fitted], train.iloc[0:0], feature_columns, same_trees, early_stopping=False)
+        out_of_fold[held_out] = fold_model.predict(train.iloc[held_out][feature_columns])
+    calibration = LogisticRegression(C=np.inf).fit(out_of_fold[:, None], train["label"])
+    slope, intercept = float(calibration.coef_[0, 0]), float(calibration.intercept_[0])
+    # The slope goes into the leaf values rather than the scale: CatBoost's SHAP values (cull's reasons) need scale 1.
+    scale, bias = model.get_scale_and_bias()
+    model.set_leaf_values(model.get_leaf_values() * slope)
+    model.set_scale_and_bias(scale, slope * bias + intercept)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.cbm"
+        model.save_model(str(path))
+        classifier = CatBoostClassifier()
+        classifier.load_model(str(path))
+    return classifier
+
+
+def learning_curves(model: CatBoostClassifier, train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str]) -> dict:
+    """Log loss and accuracy (keep at P >= 0.5) of the keep probability after each tree, on train and val
+    (when it has rows), from the model's staged predictions: the same curves for both objectives."""
+    curves = {}
+    for name, rows in (("train", train), ("val", val)):
+        if rows.empty:
+            continue
+        staged = [probabilities[:, 1] for probabilities in model.staged_predict_proba(rows[feature_columns], eval_period=1)]
+        curves[name] = {
+            "logloss": [float(log_loss(rows["label"], keep, labels=[0, 1])) for keep in staged],
+            "accuracy": [float(accuracy_score(rows["label"], keep >= 0.5)) for keep in staged],
+        }
+    return curves
 
 
 def choose_threshold(labels: pd.Series, probabilities: np.ndarray) -> float:
@@ -159,6 +253,8 @@ MODEL_METADATA = {
     "preprocessing_version": MetadataField("a whole number", _within(int, 0, math.inf)),
     "decision_threshold": MetadataField("a number from 0 to 1", _within(float, 0.0, 1.0)),
     "feature_set": MetadataField(f"one of {', '.join(FEATURE_SETS)}", _one_of(FEATURE_SETS), required=False),
+    # Models from before objectives existed were classifiers.
+    "objective": MetadataField(f"one of {', '.join(OBJECTIVES)}", _one_of(OBJECTIVES), required=False),
 }
 
 
@@ -189,6 +285,13 @@ def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
                 f"{path}: model metadata {name} must be {field.expected}, got {stored[name][:60]!r}; the file was "
                 "altered or damaged, retrain it with dvc repro"
             ) from None
+    loss = model.get_all_params().get("loss_function")
+    objective = metadata.get("objective", "classify")
+    if loss != OBJECTIVE_LOSSES[objective]:
+        raise KeeptrashError(
+            f"{path}: model metadata objective {objective} needs a {OBJECTIVE_LOSSES[objective]} model, the file holds {loss}; "
+            "its scores would not be keep probabilities, retrain it with dvc repro"
+        )
     return model, metadata
 
 

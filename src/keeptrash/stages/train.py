@@ -10,19 +10,24 @@ from keeptrash.errors import exits_cleanly
 from keeptrash.io import read_table, write_json
 from keeptrash.params import load_params
 from keeptrash.model import trained
-from keeptrash.model.training import decision_threshold, fit_classifier, join_features, split_scores, train_summary, training_inputs
+from keeptrash.model.training import (
+    decision_threshold,
+    fit_classifier,
+    join_features,
+    learning_curves,
+    split_scores,
+    train_summary,
+    training_inputs,
+)
 
-CURVE_NAMES = {"learn": "train", "validation": "val"}
-
-
-def log_learning_curves(evals: dict) -> None:
-    """Loss and accuracy per iteration for train and validation, as dvclive step plots."""
+def log_learning_curves(curves: dict) -> None:
+    """Loss and accuracy per iteration for train and validation (training.learning_curves), as dvclive step plots."""
     with Live(dir=str(paths.TRAIN_CURVES), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        iterations = len(evals["learn"]["Logloss"])
+        iterations = len(curves["train"]["logloss"])
         for step in range(iterations):
-            for dataset, metrics in evals.items():
+            for dataset, metrics in curves.items():
                 for metric, values in metrics.items():
-                    live.log_metric(f"{CURVE_NAMES[dataset]}/{metric.lower()}", values[step])
+                    live.log_metric(f"{dataset}/{metric}", values[step])
             live.next_step()
 
 
@@ -33,11 +38,11 @@ def main() -> None:
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
     spec, inputs, columns = training_inputs(table, params.train)
-    val = inputs[inputs["split"] == "val"]
-    model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params.train)
+    train, val = inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"]
+    model = fit_classifier(train, val, columns, params.train)
     threshold = decision_threshold(model, val, columns, params.train)
     trained.save(model, params.features, spec, threshold, paths.MODEL)
-    log_learning_curves(model.get_evals_result())
+    log_learning_curves(learning_curves(model, train, val, columns))
     summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
     if params.train.cv_folds:
         started = time.perf_counter()
