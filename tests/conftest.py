@@ -100,3 +100,25 @@ def train_livec_model(
     stamp_inputs(model, spec)
     model.save_model(str(path))
     return path
+
+
+# Photos (the first by name) and trees of the small LIVE-C model the cull tests score with.
+CULL_MODEL_PHOTOS = 60
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory) -> Path:
+    """A feature cache of the module's own, which the console scripts it starts find through the environment."""
+    from keeptrash.features.store import CACHE_ENV
+
+    root = tmp_path_factory.mktemp("feature-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory, cache_root) -> Path:
+    """A small real model trained on CULL_MODEL_PHOTOS LIVE-C photos, for the module."""
+    return train_livec_model(CULL_MODEL_PHOTOS, 60, cache_root, tmp_path_factory.mktemp("model") / "model.cbm")
+

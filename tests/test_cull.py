@@ -19,31 +19,17 @@ import pytest
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import CHEAP_FEATURES, LIVEC_IMAGES, train_livec_model
+from conftest import CHEAP_FEATURES, CULL_MODEL_PHOTOS, LIVEC_IMAGES, train_livec_model
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import load_scoring_model, score_photos
 from keeptrash.cull import KEEP
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
-from keeptrash.features.store import CACHE_ENV
 
 MAX_PIXELS = 300_000_000
-TRAINING_PHOTOS = 60
 ORIENTATION = 0x0112
 
-
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("feature-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, cache_root) -> Path:
-    return train_livec_model(TRAINING_PHOTOS, 60, cache_root, tmp_path_factory.mktemp("model") / "model.cbm")
 
 
 def digests_of(folder: Path) -> dict[str, str]:
@@ -84,7 +70,7 @@ def make_messy_folder(root: Path) -> dict[str, str]:
 
     Returns the expected outcome per file name: "scored" or the start of the skip reason.
     """
-    names = sorted(os.listdir(LIVEC_IMAGES))[TRAINING_PHOTOS : TRAINING_PHOTOS + 6]
+    names = sorted(os.listdir(LIVEC_IMAGES))[CULL_MODEL_PHOTOS : CULL_MODEL_PHOTOS + 6]
     for name in names:
         shutil.copyfile(LIVEC_IMAGES / name, root / name)
     upright = livec(names[0]).crop((0, 0, 500, 320))
@@ -531,7 +517,7 @@ def test_an_extreme_strip_is_scored_from_its_middle(tmp_path, model_path, cache_
 
 def test_a_model_on_principal_components_scores_and_explains_photos(messy_folder, tmp_path, cache_root):
     root, _ = messy_folder
-    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "pca.cbm", pca_components=8)
+    path = train_livec_model(CULL_MODEL_PHOTOS, 30, cache_root, tmp_path / "pca.cbm", pca_components=8)
     model = load_scoring_model(path)
     assert list(model.classifier.feature_names_[:8]) == [f"pca_{i:03d}" for i in range(8)]
     photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
@@ -542,7 +528,7 @@ def test_a_model_on_principal_components_scores_and_explains_photos(messy_folder
 
 def test_a_model_with_a_ridge_score_scores_and_explains_photos(messy_folder, tmp_path, cache_root):
     root, _ = messy_folder
-    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "ridge.cbm", ridge_score=True)
+    path = train_livec_model(CULL_MODEL_PHOTOS, 30, cache_root, tmp_path / "ridge.cbm", ridge_score=True)
     model = load_scoring_model(path)
     assert model.classifier.feature_names_[0] == "ridge_score"
     photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
@@ -553,7 +539,7 @@ def test_a_model_with_a_ridge_score_scores_and_explains_photos(messy_folder, tmp
 
 def test_a_regress_model_scores_photos_with_its_calibrated_keep_probability(messy_folder, tmp_path, cache_root):
     root, _ = messy_folder
-    path = train_livec_model(TRAINING_PHOTOS, 30, cache_root, tmp_path / "regress.cbm", ridge_score=True, objective="regress")
+    path = train_livec_model(CULL_MODEL_PHOTOS, 30, cache_root, tmp_path / "regress.cbm", ridge_score=True, objective="regress")
     model = load_scoring_model(path)
     photos = [root / name for name in ("upright.jpg", "phone-rotated.jpg", "grey.jpg", "cmyk.jpg")]
     scores, failed = score_photos(photos, model, cache_root, MAX_PIXELS)

@@ -10,24 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LIVEC_IMAGES, REPO, train_livec_model
-from keeptrash.features.store import CACHE_ENV
+from conftest import LIVEC_IMAGES, REPO
 from test_grouping import write_bursts
 
 TAKES = 4  # per burst (test_grouping.takes_of)
 
-
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("feature-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, cache_root) -> Path:
-    return train_livec_model(60, 60, cache_root, tmp_path_factory.mktemp("model") / "model.cbm")
 
 
 def well_rated(count: int) -> list[Path]:
