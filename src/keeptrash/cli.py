@@ -6,6 +6,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -35,14 +36,23 @@ DEFAULT_MAX_PIXELS = 300_000_000
 CSV_NAME, SHEET_NAME = "keeptrash.csv", "contact_sheet.html"
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+def _number_within(low: float, high: float, what: str, bounds: str) -> Callable[[str], float]:
+    """An argparse type for a number from low to high; errors say what it should be."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not {bounds}")
+        return value
+
+    return parse
+
+
+_probability = _number_within(0.0, 1.0, "a number", "between 0 and 1")
+_seconds = _number_within(0.0, 86400.0, "a number of seconds", "from 0 to 86400 seconds")
 
 
 def _positive(text: str) -> int:
@@ -55,16 +65,6 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
     return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.0 <= value <= 86400.0:
-        raise argparse.ArgumentTypeError(f"{text} is not from 0 to 86400 seconds")
-    return value
 
 
 def _hash_bits(text: str) -> int:
