@@ -36,9 +36,9 @@ from keeptrash.analysis.registry import degradation, series
 from keeptrash.features.table import loaded_features
 from keeptrash.images import open_photo
 from keeptrash.model.cross_validation import cv_folds, fold_metrics
-from keeptrash.model.model_inputs import stamp_inputs
+from keeptrash.model.model_inputs import stamp_inputs, within_source_rank
 from keeptrash.model.trained import TrainedModel
-from keeptrash.params import load_params
+from keeptrash.params import LabelsParams, load_params
 from keeptrash.model.training import decision_threshold, fit_classifier, training_inputs
 from keeptrash.stages.analyze import analysis_context
 
@@ -100,30 +100,56 @@ def noisy_copies(context, photos: pd.DataFrame) -> pd.DataFrame:
         }
     )
     copies = rows.merge(features, on="sha256").drop(columns="sha256")
+    return copies
+
+
+def with_copies(rows: pd.DataFrame, copies: pd.DataFrame, rule: str, labels: LabelsParams) -> pd.DataFrame:
+    """rows plus the copies of exactly these rows' photos, in rows' columns, scored by RULES[rule]."""
+    chosen = copies[copies["original"].isin(set(rows["key"]))]
+    return pd.concat([rows, RULES[rule](rows, chosen, labels).reindex(columns=rows.columns)], ignore_index=True)
+
+
+def lowest_rank(rows: pd.DataFrame, copies: pd.DataFrame, labels: LabelsParams) -> pd.DataFrame:
+    """Trash with no score: model_inputs.ridge_target gives an unscored photo its label, so the copies rank lowest of all."""
     return copies.assign(source=AUGMENTED_SOURCE, score=np.nan, label=0)
 
 
-def with_copies(rows: pd.DataFrame, copies: pd.DataFrame) -> pd.DataFrame:
-    """rows plus the copies of exactly these rows' photos, in rows' columns."""
-    chosen = copies[copies["original"].isin(set(rows["key"]))]
-    return pd.concat([rows, chosen.reindex(columns=rows.columns)], ignore_index=True)
+def half_rank(rows: pd.DataFrame, copies: pd.DataFrame, labels: LabelsParams) -> pd.DataFrame:
+    """In its photo's source, the score at half its photo's percentile among rows (a good photo's noisy copy still
+    outranks a poor photo's), labelled keep when that score clears the source's keep threshold; an unscored photo's
+    copies are trash with no score, as in lowest_rank."""
+    percentile = within_source_rank(rows)
+    originals = rows.assign(percentile=percentile.to_numpy()).set_index("key")
+    source = originals.loc[copies["original"], "source"].to_numpy()
+    lowered = [
+        np.nanquantile(rows.loc[rows["source"] == name, "score"], share / 2) if np.isfinite(share) else np.nan
+        for name, share in zip(source, originals.loc[copies["original"], "percentile"].to_numpy())
+    ]
+    threshold = np.where(source == "ava", labels.threshold, labels.rated_own_threshold)
+    keep = (np.nan_to_num(lowered, nan=-np.inf) >= threshold).astype(int)
+    return copies.assign(source=source, score=lowered, label=keep)
 
 
-def cross_validated(context, copies: pd.DataFrame | None) -> pd.DataFrame:
+# How a noisy copy is scored: rule name -> (training rows, their copies, label params) -> the copies with source, score, label.
+RULES = {"lowest_rank": lowest_rank, "half_rank": half_rank}
+
+
+def cross_validated(context, copies: pd.DataFrame | None, rule: str) -> pd.DataFrame:
     table, params = context.table, context.params.train
     pool = table[table["split"].isin(("train", "val"))].reset_index(drop=True)
     results = []
     for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed):
-        training = pool.iloc[fitted] if copies is None else with_copies(pool.iloc[fitted], copies)
+        training = pool.iloc[fitted] if copies is None else with_copies(pool.iloc[fitted], copies, rule, context.params.labels)
         results.append(fold_metrics(training, pool.iloc[held_out], params))
     return pd.DataFrame(results)
 
 
-def trained_model(context, copies: pd.DataFrame | None) -> TrainedModel:
+def trained_model(context, copies: pd.DataFrame | None, rule: str) -> TrainedModel:
     """The train stage's recipe on the train split (plus its photos' copies), threshold from val."""
     params, table = context.params.train, context.table
     if copies is not None:
-        table = with_copies(table, copies[copies["split"] == "train"])
+        train = table[table["split"] == "train"]
+        table = pd.concat([table[table["split"] != "train"], with_copies(train, copies, rule, context.params.labels)], ignore_index=True)
     spec, inputs, columns = training_inputs(table, params)
     train, val = inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"]
     classifier = fit_classifier(train, val, columns, params)
@@ -140,7 +166,7 @@ def test_figures(context, model: TrainedModel) -> dict:
         "original_first_share": series_metrics["original_first_share"],
         "original_mean_rank": series_metrics["original_mean_rank"],
         "high_iso_beats_original_share": series_metrics["per_take"]["high_iso"]["beats_original_share"],
-        "missed_focus_beats_original_share": series_metrics["per_take"]["missed_focus"]["beats_original_share"],
+        "beats_original_share": {take: scores["beats_original_share"] for take, scores in series_metrics["per_take"].items() if take != "original"},
         "noise_curve": noise["mean_keep_probability"],
         "noise_spearman_vs_severity": noise["spearman_vs_severity"],
     }
@@ -150,18 +176,21 @@ def main() -> None:
     context = analysis_context(load_params())
     pool = context.table[context.table["split"].isin(("train", "val"))]
     copies = noisy_copies(context, pool)
+    variants = {"without copies": None, **{f"copies, {rule}": rule for rule in RULES}}
     folds = {}
-    for name, augment in (("without", None), ("with", copies)):
+    for name, rule in variants.items():
         started = time.perf_counter()
-        folds[name] = cross_validated(context, augment)
-        print(f"cv {name} copies ({time.perf_counter() - started:.0f} s): "
-              + ", ".join(f"{metric} {folds[name][metric].mean():.4f} +- {folds[name][metric].std(ddof=1):.4f}" for metric in ("spearman", "roc_auc")))
-    for metric in ("spearman", "roc_auc"):
-        difference = folds["with"][metric] - folds["without"][metric]
-        print(f"paired per-fold difference (with - without) {metric}: {difference.mean():+.4f} +- {difference.std(ddof=1):.4f} "
-              f"(better in {(difference > 0).sum()}/{len(difference)} folds)")
-    for name, augment in (("without", None), ("with", copies)):
-        print(f"test, {name} copies: {test_figures(context, trained_model(context, augment))}")
+        folds[name] = cross_validated(context, None if rule is None else copies, rule)
+        print(f"cv {name} ({time.perf_counter() - started:.0f} s): "
+              + ", ".join(f"{metric} {folds[name][metric].mean():.4f} +- {folds[name][metric].std(ddof=1):.4f}" for metric in ("spearman", "roc_auc")),
+              flush=True)
+        if rule is not None:
+            for metric in ("spearman", "roc_auc"):
+                difference = folds[name][metric] - folds["without copies"][metric]
+                print(f"  paired per-fold difference {metric}: {difference.mean():+.4f} +- {difference.std(ddof=1):.4f} "
+                      f"(better in {(difference > 0).sum()}/{len(difference)} folds)", flush=True)
+    for name, rule in variants.items():
+        print(f"test, {name}: {test_figures(context, trained_model(context, None if rule is None else copies, rule))}", flush=True)
 
 
 if __name__ == "__main__":
