@@ -3,10 +3,10 @@
 Run from the repo root after `dvc repro` (it reads data/*.parquet and models/model.cbm's feature settings):
     python benchmarks/noise_augmentation.py
 
-Every training photo gets AUGMENTED_COPIES noisy copies, labelled trash with no score, so the recipe's
-score-rank target (model_inputs.ridge_target: an unscored photo counts as its label) puts them at the
-minimum: a noisy copy is a worse take of its own photo, and the minimum is how the recipe already scores
-a photo people threw away. The copies' features come from the same extraction code and feature cache as
+Every training photo gets AUGMENTED_COPIES noisy copies: a noisy copy is a worse take of its own photo, so
+its score rank is lowered, by one of RULES: lowest_rank (trash with no score, which the recipe's target,
+model_inputs.ridge_target, puts at the minimum, as it already scores an unrated photo people threw away) or
+half_rank (half its photo's percentile in its source). The copies' features come from the same extraction code and feature cache as
 every photo's (features.table.loaded_features), keyed by a hash that no real file has.
 
 The evaluation takes are not reused: analysis/series.py's high-ISO take adds luminance noise sigma 18 plus
@@ -78,7 +78,7 @@ class NoisyCopy:
 
 
 def noisy_copies(context, photos: pd.DataFrame) -> pd.DataFrame:
-    """Feature rows of AUGMENTED_COPIES copies of each photo (key, split): key '<key>~<n>', label trash, no score."""
+    """Feature rows of AUGMENTED_COPIES copies of each photo (key, split): original (its key), key '<key>~<n>', split."""
     located = photos[["key", "split"]].merge(context.manifest[["key", "path", "sha256"]], on="key")
     jobs = [
         (row.key, row.split, NoisyCopy(str(row.path), row.sha256, luminance, colour))
@@ -99,8 +99,7 @@ def noisy_copies(context, photos: pd.DataFrame) -> pd.DataFrame:
             "sha256": [copy.cache_key for _, _, copy in jobs],
         }
     )
-    copies = rows.merge(features, on="sha256").drop(columns="sha256")
-    return copies
+    return rows.merge(features, on="sha256").drop(columns="sha256")
 
 
 def with_copies(rows: pd.DataFrame, copies: pd.DataFrame, rule: str, labels: LabelsParams) -> pd.DataFrame:
