@@ -87,13 +87,6 @@ def test_a_dead_server_ends_in_one_line_and_keeps_finished_volumes(mirror, tmp_p
     assert "\n" not in message and sorted(os.listdir(tmp_path)) == [names[0]]
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/index.html", "http://127.0.0.1:1/a/..", "http://127.0.0.1:1/"])
-def test_urls_that_do_not_name_a_volume_are_refused_before_any_download(url, tmp_path):
-    with pytest.raises(KeeptrashError, match="does not end in a 7z volume name"):
-        download_volumes([url], tmp_path, retries=0, per_second=1.0)
-    assert os.listdir(tmp_path) == []
-
-
 def test_too_little_disk_space_is_said_before_downloading(mirror, tmp_path):
     with tiny_filesystem(tmp_path / "tiny", "128k") as target:
         with pytest.raises(KeeptrashError, match=r"the archive volumes need 0\.\d+ GB more, only 0\.\d+ GB free"):

@@ -779,6 +779,11 @@ ERROR_CASES = [
         "cull-threshold-out-of-range", cull_case("{photos}", "--threshold", "1.5"), ("--threshold", "1.5"),
         needs_model=True,
     ),
+    # Cull's flags build the feature settings through params.yaml's declarations, so an out-of-range one reads the same.
+    ErrorCase(
+        "cull-batch-size-out-of-range", cull_case("{photos}", "--batch-size", "5000"),
+        ("keeptrash cull", "features.batch_size", "1 to 4096", "5000"), needs_model=True,
+    ),
     ErrorCase("undo-corrupt-manifest", undo_case("corrupt"), ("undo-20240101-120000.jsonl", "line 2"),
               in_process=True),
     ErrorCase("undo-photo-changed-since-move", undo_case("changed"), ("1 photos could not be restored",),
@@ -807,6 +812,13 @@ ERROR_CASES = [
     ErrorCase(
         "own-dir-jpg-symlink-to-a-folder", stages_case(("labels", "download"), linked_folder_in_own_dir), MUST_SUCCEED,
         if_accepted=linked_folder_recorded,
+    ),
+    # A rule of download.source fails the first stage that runs (labels), not the download stage after it.
+    ErrorCase(
+        "download-mega-without-url",
+        stages_case(("labels", "download"), lambda folder: [], **{"download.source": "mega", "download.mega_url": "",
+                                                                    "download.archives_dir": "inp/archives"}),
+        ("params.yaml", "download.mega_url is empty", "public MEGA folder link"),
     ),
     ErrorCase(
         "archives-last-volume-truncated",

@@ -89,11 +89,6 @@ def test_the_rate_limit_spaces_requests(mirror, tmp_path):
     assert time.monotonic() - started >= 0.3  # 4 starts at 10 per second: at least 3 intervals
 
 
-def test_a_template_without_an_id_is_refused(tmp_path):
-    with pytest.raises(KeeptrashError, match=r"must contain \{id\}"):
-        download_images("http://127.0.0.1:1/images.jpg", tmp_path, IDS[:1], 1, 0, 1.0)
-
-
 def test_a_download_killed_with_sigkill_resumes_without_fetching_finished_images(tmp_path):
     slow = Mirror({name(image_id): body for image_id, body in PHOTOS.items()}, bytes_per_second=300_000)
     try:

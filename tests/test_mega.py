@@ -49,11 +49,6 @@ def test_a_failing_megadl_ends_in_one_line(tmp_path, monkeypatch):
         open_source(params(tmp_path)).fetch(["1"])
 
 
-def test_an_empty_url_is_refused(tmp_path):
-    with pytest.raises(KeeptrashError, match="mega_url is empty"):
-        open_source(params(tmp_path, url="")).fetch(["1"])
-
-
 def test_downloaded_volumes_are_extracted_like_local_ones(tmp_path, monkeypatch):
     served = tmp_path / "served"
     served.mkdir()

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import PARAMS_YAML
 from keeptrash.errors import KeeptrashError
-from keeptrash.params import load_params, parse_params
+from keeptrash.params import SOURCE_NAMES, FeaturesParams, load_params, parse_params, replaced_settings, section_settings
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +230,78 @@ def test_a_params_file_nested_thousands_deep_is_one_line(tmp_path):
     path.write_text("train:\n  depth: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
     with pytest.raises(KeeptrashError, match="nested too deeply"):
         load_params(path)
+
+
+def valid_source_settings() -> dict:
+    """Values that satisfy every source's rules, so that only the change under test could fail."""
+    return {
+        "download__archives_dir": "data/archives", "download__mega_url": "https://mega.nz/folder/x", "download__archive_urls": [],
+        "download__url_template": "https://mirror.example/ava/{id}.jpg", "download__torrent_peers": ["[::1]:6881"],
+    }
+
+
+# Each param-only rule of a download source: (source, the bad change, what the one-line error must say).
+SOURCE_RULE_CASES = [
+    ("archives", {"download__archives_dir": ""}, "download.archives_dir is empty; set it to the folder holding the AVA 7z archive"),
+    ("mega", {"download__archives_dir": ""}, "download.archives_dir is empty; set it to the folder the MEGA volumes"),
+    ("torrent", {"download__archives_dir": ""}, "download.archives_dir is empty; set it to the folder the torrent is downloaded into"),
+    ("mega", {"download__mega_url": ""}, "download.mega_url is empty; set it to the public MEGA folder link"),
+    ("http", {"download__url_template": "http://127.0.0.1:1/images.jpg"}, "download.url_template must contain {id}"),
+    (
+        "archives", {"download__archive_urls": ["http://127.0.0.1:1/AVA_dataset.7z.001", "http://127.0.0.1:1/index.html"]},
+        "download.archive_urls: http://127.0.0.1:1/index.html does not end in a 7z volume name like AVA_dataset.7z.001",
+    ),
+    ("archives", {"download__archive_urls": ["http://127.0.0.1:1/a/.."]}, "does not end in a 7z volume name"),
+    ("archives", {"download__archive_urls": ["http://127.0.0.1:1/"]}, "does not end in a 7z volume name"),
+    ("torrent", {"download__torrent_peers": ["127.0.0.1:6881", "no-port"]}, "download.torrent_peers: 'no-port' is not host:port"),
+    ("torrent", {"download__torrent_peers": ["127.0.0.1:http"]}, "download.torrent_peers: '127.0.0.1:http' is not host:port"),
+]
+
+
+@pytest.mark.parametrize("source, changes, expected", SOURCE_RULE_CASES, ids=lambda value: str(value)[:40])
+def test_a_source_rule_fails_with_one_line_naming_the_param(raw_params, source, changes, expected):
+    with pytest.raises(KeeptrashError) as error:
+        parse_params(changed(raw_params, download__source=source, **{**valid_source_settings(), **changes}), Path("my/params.yaml"))
+    message = str(error.value)
+    assert message.startswith("my/params.yaml: download.") and expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("source, changes, expected", SOURCE_RULE_CASES, ids=lambda value: str(value)[:40])
+def test_a_source_rule_does_not_fire_for_the_other_sources(raw_params, source, changes, expected):
+    rule_sources = {rule_source for rule_source, rule_changes, _ in SOURCE_RULE_CASES if rule_changes.keys() == changes.keys()}
+    for other in set(SOURCE_NAMES) - rule_sources:
+        params = parse_params(changed(raw_params, download__source=other, **{**valid_source_settings(), **changes}))
+        assert params.download.source == other
+
+
+def test_valid_source_settings_pass_every_source(raw_params):
+    for source in SOURCE_NAMES:
+        params = parse_params(changed(raw_params, download__source=source, **valid_source_settings()))
+        assert params.download.source == source and params.download.torrent_peers == ("[::1]:6881",)
+
+
+MODEL_FEATURES = {"backbone": "mobilenet_v2", "pooling": "last", "resolution": 224, "batch_size": 32, "device": "auto"}
+
+
+def test_settings_built_outside_params_yaml_go_through_the_same_declarations():
+    features = section_settings(FeaturesParams, MODEL_FEATURES, Path("models/model.cbm"))
+    assert features == FeaturesParams(**MODEL_FEATURES)
+    with pytest.raises(KeeptrashError) as error:
+        section_settings(FeaturesParams, {**MODEL_FEATURES, "resolution": 16}, Path("models/model.cbm"))
+    assert str(error.value) == "models/model.cbm: features.resolution must be a whole number from 32 to 4096, got 16"
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"batch_size": 5000}, "keeptrash cull: features.batch_size must be a whole number from 1 to 4096, got 5000"),
+        ({"batch_size": 0}, "keeptrash cull: features.batch_size must be a whole number from 1 to 4096, got 0"),
+        ({"device": "tpu"}, "keeptrash cull: features.device must be one of auto, cpu, cuda, got 'tpu'"),
+    ],
+)
+def test_changed_settings_are_checked_by_their_declarations(changes, expected):
+    features = FeaturesParams(**MODEL_FEATURES)
+    assert replaced_settings(features, {"batch_size": 8, "device": "cpu"}, "keeptrash cull").batch_size == 8
+    with pytest.raises(KeeptrashError) as error:
+        replaced_settings(features, changes, "keeptrash cull")
+    assert str(error.value) == expected

@@ -151,24 +151,21 @@ def test_no_peer_ends_in_one_line_saying_how_to_resume(volumes_torrent, tmp_path
 
 
 @pytest.mark.parametrize(
-    "torrent, peers, expected",
+    "torrent, expected",
     [
-        ("magnet:?xt=urn:btih:nothex", (), "not a valid magnet link"),
-        ("missing.torrent", (), "neither a magnet link nor an existing .torrent file"),
-        ("garbage", (), "not a valid .torrent file"),
-        ("VALID", ("no-port",), "torrent_peers: 'no-port' is not host:port"),
+        ("magnet:?xt=urn:btih:nothex", "not a valid magnet link"),
+        ("missing.torrent", "neither a magnet link nor an existing .torrent file"),
+        ("garbage", "not a valid .torrent file"),
     ],
 )
-def test_bad_torrent_settings_are_one_line_errors(volumes_torrent, tmp_path, torrent, peers, expected):
+def test_bad_torrent_settings_are_one_line_errors(tmp_path, torrent, expected):
     if torrent == "garbage":
         torrent = str(tmp_path / "garbage.torrent")
         Path(torrent).write_bytes(b"<html>not found</html>")
-    elif torrent == "VALID":
-        torrent = str(volumes_torrent[0])
     elif torrent == "missing.torrent":
         torrent = str(tmp_path / torrent)
     with pytest.raises(KeeptrashError, match=expected) as error:
-        download_torrent(torrent, tmp_path / "archives", set(), peers, 1.0)
+        download_torrent(torrent, tmp_path / "archives", set(), (), 1.0)
     assert "\n" not in str(error.value)
 
 

@@ -4,10 +4,12 @@ Every stage loads and checks the whole file before it does any work, so a bad va
 first stage that runs, with one line naming the param, instead of part-way through a pipeline.
 """
 
+import re
 import reprlib
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -287,12 +289,100 @@ def _regression_has_no_class_weights(params: Params, source: Path) -> None:
         )
 
 
+# An archive volume's file name as AVA publishes them: AVA_dataset.7z, or AVA_dataset.7z.001, .002, ...
+ARCHIVE_VOLUME_NAME = re.compile(r"[\w.+-]+\.7z(\.\d+)?")
+
+
+def url_file_name(url: str) -> str:
+    """The name a downloaded URL is saved under: the last segment of its path."""
+    return PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+
+
+def host_and_port(peer: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as libtorrent's connect_peer takes it; ValueError if it is not one."""
+    host, _, port = peer.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(peer)
+    return host.strip("[]"), int(port)
+
+
+# What each download.source needs of the other download keys, checked here so that a bad value fails the first stage
+# that runs, not the download stage part-way through a pipeline. Each rule returns what is wrong (or None). Checks that
+# need the network, the filesystem or libtorrent (a magnet link's syntax, a .torrent file) stay in keeptrash.download.
+def _archives_dir_set(purpose: str) -> Callable[[DownloadParams], str | None]:
+    return lambda download: None if download.archives_dir else f"download.archives_dir is empty; set it to {purpose}"
+
+
+def _mega_url_set(download: DownloadParams) -> str | None:
+    return None if download.mega_url else "download.mega_url is empty; set it to the public MEGA folder link of the AVA volumes"
+
+
+def _url_template_has_id(download: DownloadParams) -> str | None:
+    if "{id}" in download.url_template:
+        return None
+    return "download.url_template must contain {id}, e.g. https://mirror.example/ava/{id}.jpg"
+
+
+def _archive_urls_name_volumes(download: DownloadParams) -> str | None:
+    for url in download.archive_urls:
+        if not ARCHIVE_VOLUME_NAME.fullmatch(url_file_name(url)):
+            return f"download.archive_urls: {url} does not end in a 7z volume name like AVA_dataset.7z.001"
+    return None
+
+
+def _torrent_peers_are_addresses(download: DownloadParams) -> str | None:
+    for peer in download.torrent_peers:
+        try:
+            host_and_port(peer)
+        except ValueError:
+            return f"download.torrent_peers: {peer!r} is not host:port"
+    return None
+
+
+SOURCE_RULES: dict[str, tuple[Callable[[DownloadParams], str | None], ...]] = {
+    "archives": (_archives_dir_set("the folder holding the AVA 7z archive or its volumes"), _archive_urls_name_volumes),
+    "http": (_url_template_has_id,),
+    "mega": (_archives_dir_set("the folder the MEGA volumes are downloaded into"), _mega_url_set),
+    "torrent": (
+        _archives_dir_set("the folder the torrent is downloaded into (about 32 GB for all of AVA)"),
+        _torrent_peers_are_addresses,
+    ),
+}
+
+
+def _source_has_what_it_needs(params: Params, source: Path) -> None:
+    for rule in SOURCE_RULES.get(params.download.source, ()):
+        problem = rule(params.download)
+        if problem:
+            raise KeeptrashError(f"{source}: {problem}")
+
+
 # Rules across keys, checked once every key is valid on its own.
-CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights)
+CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights, _source_has_what_it_needs)
+_SECTION_NAMES = {section.type: section.name for section in fields(Params)}
+
+
+def _parsed_values(settings: type, section: _Section, keys: Any = None) -> dict[str, Any]:
+    """Each key of settings (or only those in keys) parsed from the section by its declaration."""
+    return {key.name: key.metadata["parse"](section, key.name) for key in fields(settings) if keys is None or key.name in keys}
 
 
 def _parsed_section(settings: type, section: _Section) -> Any:
-    return settings(**{key.name: key.metadata["parse"](section, key.name) for key in fields(settings)})
+    return settings(**_parsed_values(settings, section))
+
+
+def section_settings(settings: type, values: dict[str, Any], source: Path | str) -> Any:
+    """One section's settings (e.g. FeaturesParams) built from values that do not come from params.yaml (a model's
+    metadata, command-line flags), each checked by its declaration as params.yaml's are: a bad value fails in the same
+    one line, `source: section.key must be ..., got ...`. Keys not in values take their defaults."""
+    name = _SECTION_NAMES[settings]
+    return settings(**_parsed_values(settings, _Section({name: values}, name, source), values))
+
+
+def replaced_settings(settings: Any, changes: dict[str, Any], source: Path | str) -> Any:
+    """dataclasses.replace, with each changed value checked by its declaration (see section_settings)."""
+    name = _SECTION_NAMES[type(settings)]
+    return replace(settings, **_parsed_values(type(settings), _Section({name: changes}, name, source), changes))
 
 
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:

@@ -18,6 +18,7 @@ from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
 from keeptrash.model.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN
 from keeptrash.model.trained import DEFAULT_BATCH_SIZE, TrainedModel
+from keeptrash.params import replaced_settings
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
@@ -26,12 +27,14 @@ REASONS_SHOWN = 2
 
 
 def load_scoring_model(path: Path, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto") -> TrainedModel:
-    """The model and the feature settings it was trained with, read from its own metadata."""
+    """The model and the feature settings it was trained with, read from its own metadata; batch_size and device (cull's
+    flags) are checked by features' declarations in keeptrash.params, as params.yaml's are."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
     model = TrainedModel.load(path)
     model.check_columns(path, [*embedding_columns(BACKBONES[model.features.backbone], model.features.pooling), *STAT_NAMES])
-    return dataclasses.replace(model, features=dataclasses.replace(model.features, batch_size=batch_size, device=device))
+    extraction = replaced_settings(model.features, {"batch_size": batch_size, "device": device}, "keeptrash cull")
+    return dataclasses.replace(model, features=extraction)
 
 
 def explain(contributions: np.ndarray, feature_names: list[str], values: pd.Series, keep: bool) -> str:

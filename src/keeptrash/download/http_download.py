@@ -7,21 +7,20 @@ with `download.url_template` (for example `https://mirror.example/ava/{id}.jpg`)
 """
 
 import http.client
-import re
 import shutil
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
+from keeptrash.params import url_file_name
 
 TIMEOUT_SECONDS = 30
 FIRST_BACKOFF_SECONDS = 0.5
@@ -107,9 +106,8 @@ def fetch_file(url: str, final: Path, retries: int, progress: tqdm, limit: _Rate
 
 
 def download_images(url_template: str, images_dir: Path, image_ids: Sequence[str], concurrency: int, retries: int, per_second: float) -> HttpResult:
-    """Fetch every id not already in images_dir; interrupted transfers resume from their .part file."""
-    if "{id}" not in url_template:
-        raise KeeptrashError("download.url_template must contain {id}, e.g. https://mirror.example/ava/{id}.jpg")
+    """Fetch every id not already in images_dir (url_template holds {id}, checked by keeptrash.params); interrupted
+    transfers resume from their .part file."""
     images_dir.mkdir(parents=True, exist_ok=True)
     result, lock, limit = HttpResult(), threading.Lock(), _RateLimit(per_second)
     todo = [image_id for image_id in image_ids if not (images_dir / f"{image_id}.jpg").is_file()]
@@ -150,17 +148,10 @@ def _remote_size(url: str) -> int | None:
     return int(length) if length and length.isdigit() else None
 
 
-def volume_name(url: str) -> str:
-    """The file name an archive volume URL is saved under: its last path segment, which must look like a 7z volume."""
-    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
-    if not re.fullmatch(r"[\w.+-]+\.7z(\.\d+)?", name):
-        raise KeeptrashError(f"download.archive_urls: {url} does not end in a 7z volume name like AVA_dataset.7z.001")
-    return name
-
-
 def download_volumes(urls: Sequence[str], archives_dir: Path, retries: int, per_second: float) -> int:
-    """Fetch every archive volume not yet complete in archives_dir, one at a time; returns how many were fetched."""
-    names = [volume_name(url) for url in urls]
+    """Fetch every archive volume not yet complete in archives_dir, one at a time; returns how many were fetched. Each
+    URL ends in a 7z volume name (checked by keeptrash.params), which its file is saved under."""
+    names = [url_file_name(url) for url in urls]
     archives_dir.mkdir(parents=True, exist_ok=True)
     todo = [(url, archives_dir / name) for url, name in zip(urls, names) if not (archives_dir / name).is_file()]
     sizes = [_remote_size(url) for url, _ in todo]

@@ -19,8 +19,7 @@ def megadl_command(url: str, destination: Path) -> list[str]:
 
 
 def fetch_volumes(url: str, destination: Path) -> None:
-    if not url:
-        raise KeeptrashError("download.mega_url is empty; set it to the public MEGA folder link of the AVA volumes")
+    """The volumes of the MEGA folder at url (download.mega_url, checked non-empty by keeptrash.params) into destination."""
     destination.mkdir(parents=True, exist_ok=True)
     command = megadl_command(url, destination)
     completed = subprocess.run(command, stderr=subprocess.PIPE, text=True)

@@ -80,8 +80,6 @@ class TorrentSource:
 
     def fetch(self, image_ids: Sequence[str]) -> dict[str, Path]:
         params = self.params
-        if not params.archives_dir:
-            raise KeeptrashError("download.archives_dir is empty; set it to the folder the torrent is downloaded into (about 32 GB for all of AVA)")
         result = download_torrent(params.torrent, Path(params.archives_dir), set(image_ids), params.torrent_peers, params.torrent_stall_seconds)
         images = dict(result.images)
         for folder in result.archive_folders:

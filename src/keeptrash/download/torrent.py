@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.io import atomic_write
+from keeptrash.params import host_and_port
 
 AVA_INFO_HASH = "71631f83b11d3d79d8f84efe0a7e12f0ac001460"
 _AVA_IMAGE = re.compile(r"(\d+)\.jpg")
@@ -75,13 +76,6 @@ def _add_params(torrent: str, archives_dir: Path) -> tuple[lt.add_torrent_params
 def _session() -> lt.session:
     # libtorrent's defaults (DHT, trackers, port 6881) apart from what keeps the log quiet.
     return lt.session({"alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.storage_notification})
-
-
-def _parse_peer(peer: str) -> tuple[str, int]:
-    host, _, port = peer.rpartition(":")
-    if not host or not port.isdigit():
-        raise KeeptrashError(f"download.torrent_peers: {peer!r} is not host:port")
-    return host.strip("[]"), int(port)
 
 
 def _image_id(name: str) -> str | None:
@@ -156,7 +150,7 @@ def _stalled(what: str, seconds: float, status: lt.torrent_status) -> KeeptrashE
 def download_torrent(torrent: str, archives_dir: Path, wanted_ids: set[str], peers: tuple[str, ...], stall_seconds: float) -> TorrentResult:
     """Download what the labels need from the torrent into archives_dir, resuming from earlier runs."""
     archives_dir.mkdir(parents=True, exist_ok=True)
-    direct_peers = [_parse_peer(peer) for peer in peers]
+    direct_peers = [host_and_port(peer) for peer in peers]  # each one host:port, checked by keeptrash.params
     params, resume_file = _add_params(torrent, archives_dir)
     session = _session()
     handle = session.add_torrent(params)

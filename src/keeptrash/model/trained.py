@@ -13,7 +13,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.io import atomic_write
 from keeptrash.model.model_inputs import InputSpec, input_spec, keep_probability, model_frame, stamp_inputs
 from keeptrash.model.training import load_model, stamp_model
-from keeptrash.params import BACKBONE_NAMES, POOLINGS, FeaturesParams
+from keeptrash.params import BACKBONE_NAMES, POOLINGS, FeaturesParams, section_settings
 
 # How many photos go through the backbone at once when the caller does not say (keeptrash cull --batch-size).
 DEFAULT_BATCH_SIZE = 32
@@ -45,7 +45,7 @@ class TrainedModel:
         trained = {field: metadata[field] for field in ("backbone", "pooling", "resolution")}
         features = (
             dataclasses.replace(settings, **trained) if settings
-            else FeaturesParams(**trained, batch_size=DEFAULT_BATCH_SIZE, device="auto")
+            else section_settings(FeaturesParams, {**trained, "batch_size": DEFAULT_BATCH_SIZE, "device": "auto"}, path)
         )
         return cls(classifier, features, metadata["decision_threshold"])
 
