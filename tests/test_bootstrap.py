@@ -11,11 +11,12 @@ from keeptrash.benchmark.evaluation import (
     HEADLINE_METRICS,
     WITHIN_NOISE,
     WORSE,
-    comparable_ratings,
     gap_interval,
     headline_with_intervals,
     paired_comparison,
+    ratings_by_source,
     resampled_metrics,
+    spearman_within_sources,
     summary_metrics,
 )
 
@@ -112,9 +113,27 @@ def test_gap_interval_is_in_points_and_covers_the_gap():
     assert gap_interval(train, val) == [low, high]
 
 
-def test_ratings_are_percentiles_within_each_source():
+def test_ratings_are_kept_apart_per_source():
     test = pd.DataFrame({"source": ["ava", "own", "ava", "own", "own"], "score": [4.0, 80.0, 7.0, np.nan, 20.0]})
-    np.testing.assert_array_equal(comparable_ratings(test), [0.5, 1.0, 1.0, np.nan, 0.5])
+    np.testing.assert_array_equal(
+        ratings_by_source(test), [[4.0, np.nan, 7.0, np.nan, np.nan], [np.nan, 80.0, np.nan, np.nan, 20.0]]
+    )
+
+
+def test_spearman_is_taken_within_each_source_and_weighted_by_its_rated_photos():
+    """Two sources on different scales, each ranked perfectly within itself, interleaved across: 1.0. Pooled as
+    percentiles they would not be. A third source with too few rated photos is left out rather than ranked."""
+    ava = pd.DataFrame({"source": "ava", "score": [4.0, 4.5, 5.0, 5.5, 6.0, 6.5]})
+    own = pd.DataFrame({"source": "own", "score": [10.0, 30.0, 50.0, 70.0, 90.0, 95.0, 99.0, np.nan]})
+    photos = pd.concat([ava, own], ignore_index=True)
+    probabilities = np.r_[np.linspace(0.5, 1.0, 6), np.linspace(0.0, 0.6, 7), 0.3]
+    assert spearman_within_sources(probabilities, photos) == pytest.approx(1.0)
+    reversed_own = np.r_[np.linspace(0.5, 1.0, 6), np.linspace(0.6, 0.0, 7), 0.3]
+    assert spearman_within_sources(reversed_own, photos) == pytest.approx((6 * 1.0 + 7 * -1.0) / 13)
+    few = pd.DataFrame({"source": "other", "score": [1.0, 2.0]})
+    assert spearman_within_sources(np.r_[probabilities, 0.9, 0.1], pd.concat([photos, few], ignore_index=True)) == pytest.approx(1.0)
+    headline = headline_with_intervals(photos["score"].notna().astype(int).to_numpy(), probabilities, 0.5, ratings_by_source(photos))
+    assert headline["spearman"]["value"] == pytest.approx(1.0)
 
 
 def test_summary_has_headline_rows_with_cross_validation_beside_when_present(scored):

@@ -3,20 +3,19 @@
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
-from scipy.stats import spearmanr
 from sklearn.metrics import log_loss
 
 from keeptrash.labels.labelling import KEEP, TRASH
-from keeptrash.model.model_inputs import model_frame, within_source_rank
+from keeptrash.benchmark.evaluation import spearman_within_sources
+from keeptrash.model.model_inputs import model_frame
 
 
 def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Per iteration: validation log loss and Spearman(keep probability, within-source score rank).
+    """Per iteration: validation log loss and Spearman(keep probability, score) within each source.
 
     Also returns the best iterations by each (0-based, like CatBoost's get_best_iteration) and a
     two-point vertical line per curve at the log-loss-best iteration, to draw on the plots.
     """
-    ranks = within_source_rank(val).to_numpy()
     rows = []
     for step, probabilities in enumerate(model.staged_predict_proba(model_frame(model, val), eval_period=1)):
         keep = probabilities[:, 1]
@@ -24,7 +23,7 @@ def validation_curve(model: CatBoostClassifier, val: pd.DataFrame) -> tuple[pd.D
             {
                 "step": step,
                 "val_logloss": float(log_loss(val["label"], keep, labels=[TRASH, KEEP])),
-                "val_spearman": float(spearmanr(keep, ranks).statistic) if np.ptp(keep) > 0 else np.nan,
+                "val_spearman": spearman_within_sources(keep, val) if np.ptp(keep) > 0 else np.nan,
             }
         )
     curve = pd.DataFrame(rows).round(5)

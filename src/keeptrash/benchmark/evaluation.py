@@ -77,12 +77,21 @@ CONFIDENCE = 0.95
 BETTER, WORSE, WITHIN_NOISE, UNKNOWN = "better", "worse", "within noise", "unknown"
 
 
-def comparable_ratings(test: pd.DataFrame) -> np.ndarray:
-    """Each photo's score as a percentile within its source, so AVA mean scores and own ratings share one scale.
+def ratings_by_source(photos: pd.DataFrame) -> np.ndarray:
+    """(sources, photos): each source's scores in a row of its own, NaN elsewhere (and for unrated photos).
 
-    Within one source this is a monotone map, so Spearman against it equals Spearman against the raw score.
+    AVA mean scores and own ratings are on different scales, so rank correlation is taken within each
+    source and the sources' correlations are averaged (resampled_metrics). Pooling the sources as
+    percentiles let a cross-validation fold's one or two AVA photos take arbitrary ranks among the own photos.
     """
-    return test.groupby("source")["score"].rank(pct=True).to_numpy(dtype=float)
+    sources, scores = photos["source"].to_numpy(), photos["score"].to_numpy(dtype=float)
+    return np.array([np.where(sources == source, scores, np.nan) for source in pd.unique(sources)]).reshape(-1, len(photos))
+
+
+def spearman_within_sources(probabilities: np.ndarray, photos: pd.DataFrame) -> float:
+    """Spearman of keep probability against score within each source, averaged weighted by rated photos."""
+    everything = np.arange(len(photos))[None, :]
+    return float(_spearman_within_sources(np.asarray(probabilities)[everything], ratings_by_source(photos), everything)[0])
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -96,7 +105,8 @@ def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def resampled_metrics(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float, ratings: np.ndarray, rows: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The headline metrics of each resample; `rows` is (resamples, photos) row indices.
+    """The headline metrics of each resample; `rows` is (resamples, photos) row indices; ratings one source's
+    scores per photo, or ratings_by_source's (sources, photos).
 
     With rows = [arange(n)] these are the point estimates (equal to sklearn's and scipy's);
     a resample missing a class (AUC, balanced accuracy) or with too few rated photos (Spearman) gives NaN.
@@ -111,18 +121,29 @@ def resampled_metrics(
         # Mann-Whitney: the chance a random keep outranks a random trash photo (ties count half), i.e. ROC AUC.
         ranks = rankdata(probability, axis=1)
         auc = ((ranks * label).sum(axis=1) - keeps * (keeps + 1) / 2) / (keeps * trashes)
-    rating = ratings[rows]
-    rated = np.isfinite(rating)
-    rated_probability = np.where(rated, probability, np.nan)
-    spearman = _rowwise_pearson(rankdata(rated_probability, axis=1, nan_policy="omit"), rankdata(rating, axis=1, nan_policy="omit"))
-    spearman[rated.sum(axis=1) < MIN_ROWS_FOR_SPEARMAN] = np.nan
     both_classes = (keeps > 0) & (trashes > 0)
     return {
         "accuracy": (predicted_keep == label).mean(axis=1),
         "balanced_accuracy": np.where(both_classes, balanced, np.nan),
         "roc_auc": np.where(both_classes, auc, np.nan),
-        "spearman": spearman,
+        "spearman": _spearman_within_sources(probability, ratings, rows),
     }
+
+
+def _spearman_within_sources(probability: np.ndarray, ratings: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per resample, each source's Spearman weighted by its rated photos; sources with fewer than
+    MIN_ROWS_FOR_SPEARMAN rated photos in a resample are left out of it, NaN when none has enough."""
+    weighted, weights = np.zeros(len(rows)), np.zeros(len(rows))
+    for source_ratings in np.atleast_2d(ratings):
+        rating = source_ratings[rows]
+        rated = np.isfinite(rating)
+        rated_probability = np.where(rated, probability, np.nan)
+        spearman = _rowwise_pearson(rankdata(rated_probability, axis=1, nan_policy="omit"), rankdata(rating, axis=1, nan_policy="omit"))
+        counted = np.where(rated.sum(axis=1) >= MIN_ROWS_FOR_SPEARMAN, rated.sum(axis=1), 0)
+        weighted += np.where(counted > 0, spearman * counted, 0.0)
+        weights += counted
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weights > 0, weighted / weights, np.nan)
 
 
 def bootstrap_rows(photos: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:

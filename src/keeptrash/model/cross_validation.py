@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from keeptrash.errors import KeeptrashError
-from keeptrash.benchmark.evaluation import classification_metrics, rank_correlation
-from keeptrash.model.model_inputs import fit_inputs, within_source_rank
+from keeptrash.benchmark.evaluation import classification_metrics, spearman_within_sources
+from keeptrash.model.model_inputs import fit_inputs
 from keeptrash.params import TrainParams
 from keeptrash.model.training import choose_threshold, fit_classifier, with_targets
 
@@ -25,7 +25,7 @@ METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_
 
 def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainParams) -> dict[str, float]:
     """Fit the recipe on `fitted` alone and score `held_out`: one fold's accuracy, balanced accuracy, ROC AUC,
-    Spearman(keep probability, within-source score rank) and train-minus-held-out accuracy in points."""
+    Spearman(keep probability, score) within each source and train-minus-held-out accuracy in points."""
     spec, fitted_inputs = fit_inputs(fitted, params)
     held_out_inputs = spec.frame(held_out)
     columns = list(fitted_inputs.columns)
@@ -44,7 +44,7 @@ def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainPara
         "accuracy": scores["accuracy"],
         "balanced_accuracy": scores["balanced_accuracy"],
         "roc_auc": scores["roc_auc"],
-        "spearman": rank_correlation(held_out_probability, within_source_rank(held_out).reset_index(drop=True)),
+        "spearman": spearman_within_sources(held_out_probability, held_out),
         "overfitting_gap": 100 * (train_scores["accuracy"] - scores["accuracy"]),
     }
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from keeptrash.benchmark.evaluation import comparable_ratings, paired_comparison
+from keeptrash.benchmark.evaluation import paired_comparison, ratings_by_source
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def pair_predictions(base: pd.DataFrame, new: pd.DataFrame) -> Pairing:
 def compare(pairing: Pairing, base_threshold: float, new_threshold: float) -> dict:
     photos = pairing.photos
     return paired_comparison(
-        photos["label"].to_numpy(), comparable_ratings(photos),
+        photos["label"].to_numpy(), ratings_by_source(photos),
         photos["probability_base"].to_numpy(), base_threshold, photos["probability_new"].to_numpy(), new_threshold,
     )
 

@@ -11,7 +11,7 @@ from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.benchmark.evaluation import (
     CLASS_NAMES,
     benchmark_metrics,
-    comparable_ratings,
+    ratings_by_source,
     gap_interval,
     headline_with_intervals,
     summary_metrics,
@@ -44,7 +44,7 @@ def main() -> None:
     threshold = model.threshold
     probabilities = model.keep_probability(test)
     metrics = benchmark_metrics(test, probabilities, table.loc[table["split"] == "train", "label"], threshold)
-    headline = headline_with_intervals(test["label"].to_numpy(), probabilities, threshold, comparable_ratings(test))
+    headline = headline_with_intervals(test["label"].to_numpy(), probabilities, threshold, ratings_by_source(test))
     for name in ("accuracy", "balanced_accuracy", "roc_auc"):
         headline[name]["value"] = metrics[name]  # one figure per metric across files (rounding can differ in the 4th digit)
     metrics["spearman"] = headline["spearman"]["value"]
