@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from keeptrash import paths
 from keeptrash.model.cross_validation import cross_validate, cv_folds
 from keeptrash.io import read_table
-from keeptrash.model.model_inputs import EMBEDDING_PREFIX, RidgeScore, ridge_target, within_source_rank
+from keeptrash.model.model_inputs import EMBEDDING_PREFIX, RidgeScore, score_target, within_source_rank
 from keeptrash.params import load_params
 from keeptrash.model.training import decision_threshold, fit_classifier, join_features, training_inputs
 
@@ -72,13 +72,13 @@ def ridge_reference(table: pd.DataFrame, params) -> tuple[dict, dict]:
     pool = table[table["split"].isin(("train", "val"))].reset_index(drop=True)
     per_fold = []
     for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed):
-        ridge, _ = RidgeScore.fit(embedding(pool.iloc[fitted]), ridge_target(pool.iloc[fitted]))
+        ridge, _ = RidgeScore.fit(embedding(pool.iloc[fitted]), score_target(pool.iloc[fitted], params.target_scale))
         rows = pool.iloc[held_out]
         score = ridge.apply(embedding(rows))
         per_fold.append({"roc_auc": roc_auc_score(rows["label"], score), "spearman": spearman(score, within_source_rank(rows).to_numpy())})
     cv = {name: {"mean": np.mean([fold[name] for fold in per_fold]), "sd": np.std([fold[name] for fold in per_fold], ddof=1)} for name in ("roc_auc", "spearman")}
     train, test = table[table["split"] == "train"], table[table["split"] == "test"]
-    ridge, _ = RidgeScore.fit(embedding(train), ridge_target(train))
+    ridge, _ = RidgeScore.fit(embedding(train), score_target(train, params.target_scale))
     score, labels, rank = ridge.apply(embedding(test)), test["label"].to_numpy(), within_source_rank(test).to_numpy()
     return cv, {
         "roc_auc": (roc_auc_score(labels, score), bootstrap_interval(roc_auc_score, labels, score)),

@@ -5,7 +5,7 @@ Run from the repo root after `dvc repro` (it reads data/*.parquet and models/mod
 
 Every training photo gets AUGMENTED_COPIES noisy copies: a noisy copy is a worse take of its own photo, so
 its score rank is lowered, by one of RULES: lowest_rank (trash with no score, which the recipe's target,
-model_inputs.ridge_target, puts at the minimum, as it already scores an unrated photo people threw away) or
+model_inputs.score_target, puts at the minimum, as it already scores an unrated photo people threw away) or
 half_rank (half its photo's percentile in its source). The copies' features come from the same extraction code and feature cache as
 every photo's (features.table.loaded_features), keyed by a hash that no real file has.
 
@@ -109,7 +109,7 @@ def with_copies(rows: pd.DataFrame, copies: pd.DataFrame, rule: str, labels: Lab
 
 
 def lowest_rank(rows: pd.DataFrame, copies: pd.DataFrame, labels: LabelsParams) -> pd.DataFrame:
-    """Trash with no score: model_inputs.ridge_target gives an unscored photo its label, so the copies rank lowest of all."""
+    """Trash with no score: model_inputs.score_target gives an unscored photo its label, so the copies rank lowest of all."""
     return copies.assign(source=AUGMENTED_SOURCE, score=np.nan, label=0)
 
 

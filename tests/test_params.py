@@ -68,6 +68,7 @@ def test_load_params_reads_the_file(raw_params):
         ({"train__ridge_score": "yes"}, "train.ridge_score"),
         ({"train__objective": "rank"}, "train.objective"),
         ({"train__objective": None}, "train.objective"),
+        ({"train__target_scale": "percentile"}, "train.target_scale"),
         ({"train__objective": "regress", "train__class_weights": "balanced"}, "train.objective"),
         ({"train__monotone_faults": 1}, "train.monotone_faults"),
         ({"train__cv_folds": 1}, "train.cv_folds"),

@@ -14,7 +14,7 @@ from keeptrash.model.cross_validation import cross_validate, cv_folds, fold_metr
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
-from keeptrash.model.model_inputs import fit_inputs, input_spec, keep_probability, stamp_inputs
+from keeptrash.model.model_inputs import fit_inputs, input_spec, keep_probability, score_target, stamp_inputs
 from keeptrash.params import FeaturesParams, TrainParams
 from keeptrash.model.training import (
     DEFAULT_THRESHOLD,
@@ -334,6 +334,24 @@ def test_regress_keeps_the_order_within_a_class_that_labels_throw_away():
 
     regressed, classified = order_among_keeps(REGRESS), order_among_keeps(dataclasses.replace(REGRESS, objective="classify"))
     assert regressed > 0.75 and regressed > classified + 0.1, (regressed, classified)
+
+
+def test_score_targets_are_taken_within_each_source_and_keep_how_far_apart_ratings_are():
+    rows = pd.DataFrame(
+        {
+            "source": ["ava", "ava", "ava", "own", "own", "own", "own", "own"],
+            "score": [4.0, 5.0, 9.0, 10.0, 20.0, 90.0, np.nan, np.nan],
+            "label": [0, 0, 1, 0, 0, 1, 1, 0],
+        }
+    )
+    np.testing.assert_allclose(score_target(rows, "rank"), [1 / 3, 2 / 3, 1, 1 / 3, 2 / 3, 1, 1, 0])
+    zscore = score_target(rows, "zscore")
+    for source, scores in (("ava", [4.0, 5.0, 9.0]), ("own", [10.0, 20.0, 90.0])):
+        rated = (rows["source"] == source) & rows["score"].notna()
+        np.testing.assert_allclose(zscore[rated.to_numpy()], (np.array(scores) - np.mean(scores)) / np.std(scores, ddof=1))
+    # 9 stands far above 4 and 5, which the rank cannot tell from evenly spaced scores; unrated photos sit one sd out.
+    assert zscore[2] - zscore[1] > 3 * (zscore[1] - zscore[0])
+    np.testing.assert_array_equal(zscore[6:], [1.0, -1.0])
 
 
 def test_regress_calibration_is_fitted_out_of_fold_so_new_photos_get_honest_probabilities():

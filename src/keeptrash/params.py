@@ -26,12 +26,14 @@ FEATURE_SETS = ("all", "cnn", "stats")
 # What CatBoost learns (keeptrash.model.training): keep/trash labels, or the within-source score rank with the
 # keep probability from a logistic calibration fitted out-of-fold on the training split.
 OBJECTIVES = ("classify", "regress")
+# The score scale the ridge score and the regress objective learn (keeptrash.model.model_inputs.score_target).
+TARGET_SCALES = ("rank", "zscore")
 FEATURE_ENGINES = ("local", "ray")
 # The choices of download.source, features.backbone and features.pooling are named here, where they are validated,
 # so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
 # them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_stage_deps.py).
 SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
-BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
+BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2", "resnet50")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
 POOLINGS = ("last", "multilevel")
 # What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.
@@ -172,6 +174,8 @@ class TrainParams:
     cv_repeats: int = whole(1, 100, default=3)
     # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
     objective: str = text(OBJECTIVES, default="classify")
+    # rank (percentile within the source) or zscore (standardised within the source); TARGET_SCALES.
+    target_scale: str = text(TARGET_SCALES, default="rank")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainPara
     columns = list(fitted_inputs.columns)
     # No early stopping inside a fold: its only validation data is the held-out part, which must stay unseen.
     model = fit_classifier(
-        with_targets(fitted_inputs, fitted), fitted_inputs.iloc[0:0], columns, dataclasses.replace(params, early_stopping_rounds=0)
+        with_targets(fitted_inputs, fitted, params), fitted_inputs.iloc[0:0], columns, dataclasses.replace(params, early_stopping_rounds=0)
     )
     fitted_probability = model.predict_proba(fitted_inputs)[:, 1]
     held_out_probability = model.predict_proba(held_out_inputs[columns])[:, 1]

@@ -115,9 +115,17 @@ def _standardised(inputs: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np
     return np.nan_to_num((inputs - mean) / scale)
 
 
-def ridge_target(rows: pd.DataFrame) -> np.ndarray:
-    """The score rank within the photo's source; a photo without a score (an own keep/ or trash/ photo) counts as 1 or 0."""
-    return within_source_rank(rows).fillna(rows["label"].astype(float)).to_numpy()
+def score_target(rows: pd.DataFrame, scale: str) -> np.ndarray:
+    """What the ridge score and the regress objective learn: each photo's score on `scale` within its source.
+
+    rank: its percentile (an unrated own keep/ or trash/ photo counts as 1 or 0). zscore: its standard
+    score, which keeps how far apart two photos' ratings are (an unrated keep counts as one standard
+    deviation above its source's mean, an unrated trash one below).
+    """
+    if scale == "rank":
+        return within_source_rank(rows).fillna(rows["label"].astype(float)).to_numpy()
+    standardised = rows.groupby("source")["score"].transform(lambda scores: (scores - scores.mean()) / scores.std())
+    return standardised.fillna(2.0 * rows["label"].astype(float) - 1.0).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ def fit_inputs(train: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.
     if not params.ridge_score:
         spec = InputSpec(params.feature_set, projection)
         return spec, spec.frame(train)
-    ridge, left_out = RidgeScore.fit(_ridge_inputs(train), ridge_target(train))
+    ridge, left_out = RidgeScore.fit(_ridge_inputs(train), score_target(train, params.target_scale))
     spec = InputSpec(params.feature_set, projection, ridge)
     inputs = spec.frame(train)
     inputs[RIDGE_COLUMN] = left_out.astype(np.float32)

@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedKFold
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
-from keeptrash.model.model_inputs import InputSpec, fit_inputs, ridge_target
+from keeptrash.model.model_inputs import InputSpec, fit_inputs, score_target
 from keeptrash.params import CLASS_WEIGHTS, FEATURE_SETS, OBJECTIVES, FeaturesParams, TrainParams
 
 # The decision threshold when nothing better is known: no validation split, or one with a single class.
@@ -29,9 +29,9 @@ LABEL_COLUMNS = ["key", "source", "score", "label", "split", "tag_1", "tag_2", "
 # On the demo photos more measured noise comes with more fine texture, which people like, so a free
 # model learned to reward noise and kept noisier takes (issue 13); no training photo teaches it otherwise.
 FAULT_STATISTICS = ("noise", "highlights_clipped", "shadows_clipped")
-# With train.objective regress, what CatBoost fits: the photo's score rank within its source (an unrated
-# own photo counts as 1 or 0). Binary labels throw away how good a keep is; the rank keeps it.
-REGRESSION_TARGET = "score_rank"
+# With train.objective regress, what CatBoost fits: the photo's score within its source on train.target_scale
+# (model_inputs.score_target). Binary labels throw away how good a keep is; the score keeps it.
+REGRESSION_TARGET = "score_target"
 # Folds of the training split whose out-of-fold regression outputs the keep-probability calibration is fitted on.
 CALIBRATION_FOLDS = 5
 # The loss each objective's model file records; a model whose loss does not match its objective is refused.
@@ -46,9 +46,11 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
     return table.reset_index(drop=True), feature_columns, len(labels) - len(table)
 
 
-def with_targets(inputs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+def with_targets(inputs: pd.DataFrame, rows: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
     """Model inputs of `rows` (in the same order) with what either objective fits: label and REGRESSION_TARGET."""
-    return inputs.reset_index(drop=True).assign(label=rows["label"].to_numpy(), **{REGRESSION_TARGET: ridge_target(rows)})
+    return inputs.reset_index(drop=True).assign(
+        label=rows["label"].to_numpy(), **{REGRESSION_TARGET: score_target(rows, params.target_scale)}
+    )
 
 
 def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
@@ -57,7 +59,7 @@ def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec
     spec, train_inputs = fit_inputs(table[training], params)
     frame = spec.frame(table)
     frame.loc[training] = train_inputs.to_numpy()
-    return spec, with_targets(frame, table).assign(split=table["split"].to_numpy()), list(frame.columns)
+    return spec, with_targets(frame, table, params).assign(split=table["split"].to_numpy()), list(frame.columns)
 
 
 def overfitting_verdict(gap_points: float) -> str:
