@@ -12,13 +12,13 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from keeptrash import paths
 from keeptrash.model.cross_validation import cross_validate, cv_folds
 from keeptrash.io import read_table
-from keeptrash.model.model_inputs import EMBEDDING_PREFIX, RidgeScore, score_target, within_source_rank
+from keeptrash.benchmark.evaluation import headline_with_intervals, ratings_by_source, spearman_within_sources
+from keeptrash.model.model_inputs import EMBEDDING_PREFIX, RidgeScore, score_target
 from keeptrash.params import load_params
 from keeptrash.model.training import decision_threshold, fit_classifier, join_features, training_inputs
 
@@ -26,30 +26,20 @@ EXPERIMENTS = {
     "classify: PCA 32 + statistics (no ridge score)": {"objective": "classify", "ridge_score": False, "feature_set": "all", "pca_components": 32},
     "regress: PCA 32 + statistics (no ridge score)": {"objective": "regress", "ridge_score": False, "feature_set": "all", "pca_components": 32},
     "classify: ridge score + statistics (issue 13's first default)": {"objective": "classify"},
-    "regress: ridge score + statistics": {"objective": "regress"},
+    "regress: ridge score + statistics, rank target (issue 13's second default)": {"objective": "regress", "target_scale": "rank"},
+    "regress: ridge score + statistics, standardised score": {"objective": "regress", "target_scale": "zscore"},
     "regress: ridge score + PCA 8 + statistics": {"objective": "regress", "feature_set": "all", "pca_components": 8},
     "regress: depth 4": {"objective": "regress", "depth": 4},
     "regress: l2_leaf_reg 10": {"objective": "regress", "l2_leaf_reg": 10.0},
     "regress: 600 iterations": {"objective": "regress", "iterations": 600},
     "regress: no monotone faults": {"objective": "regress", "monotone_faults": False},
 }
-BOOTSTRAP_SAMPLES = 1000
 
 
-def bootstrap_interval(statistic, *columns: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        rows = rng.integers(0, len(columns[0]), len(columns[0]))
-        sample = [column[rows] for column in columns]
-        if len(np.unique(sample[0])) == 2 or statistic is not roc_auc_score:
-            values.append(statistic(*sample))
-    return tuple(np.nanpercentile(values, [2.5, 97.5]))
-
-
-def spearman(probability: np.ndarray, rank: np.ndarray) -> float:
-    rated = np.isfinite(rank)
-    return float(spearmanr(probability[rated], rank[rated]).statistic)
+def with_intervals(labels: np.ndarray, score: np.ndarray, threshold: float, test: pd.DataFrame) -> dict:
+    """Test accuracy, ROC AUC and Spearman (within each source) with the benchmark stage's own 95% bootstrap intervals."""
+    figures = headline_with_intervals(labels, score, threshold, ratings_by_source(test))
+    return {name: (figures[name]["value"], tuple(figures[name]["ci95"])) for name in ("accuracy", "roc_auc", "spearman")}
 
 
 def test_figures(table: pd.DataFrame, params) -> dict:
@@ -58,13 +48,7 @@ def test_figures(table: pd.DataFrame, params) -> dict:
     model = fit_classifier(train, val, columns, params)
     threshold = decision_threshold(model, val, columns, params)
     probability = model.predict_proba(test[columns])[:, 1]
-    labels = test["label"].to_numpy()
-    rank = within_source_rank(table[table["split"] == "test"]).to_numpy()
-    return {
-        "accuracy": (accuracy_score(labels, probability >= threshold), bootstrap_interval(lambda y, p: accuracy_score(y, p >= threshold), labels, probability)),
-        "roc_auc": (roc_auc_score(labels, probability), bootstrap_interval(roc_auc_score, labels, probability)),
-        "spearman": (spearman(probability, rank), bootstrap_interval(spearman, probability, rank)),
-    }
+    return with_intervals(test["label"].to_numpy(), probability, threshold, table[table["split"] == "test"].reset_index(drop=True))
 
 
 def ridge_reference(table: pd.DataFrame, params) -> tuple[dict, dict]:
@@ -73,17 +57,14 @@ def ridge_reference(table: pd.DataFrame, params) -> tuple[dict, dict]:
     per_fold = []
     for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed):
         ridge, _ = RidgeScore.fit(embedding(pool.iloc[fitted]), score_target(pool.iloc[fitted], params.target_scale))
-        rows = pool.iloc[held_out]
+        rows = pool.iloc[held_out].reset_index(drop=True)
         score = ridge.apply(embedding(rows))
-        per_fold.append({"roc_auc": roc_auc_score(rows["label"], score), "spearman": spearman(score, within_source_rank(rows).to_numpy())})
+        per_fold.append({"roc_auc": roc_auc_score(rows["label"], score), "spearman": spearman_within_sources(score, rows)})
     cv = {name: {"mean": np.mean([fold[name] for fold in per_fold]), "sd": np.std([fold[name] for fold in per_fold], ddof=1)} for name in ("roc_auc", "spearman")}
-    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"].reset_index(drop=True)
     ridge, _ = RidgeScore.fit(embedding(train), score_target(train, params.target_scale))
-    score, labels, rank = ridge.apply(embedding(test)), test["label"].to_numpy(), within_source_rank(test).to_numpy()
-    return cv, {
-        "roc_auc": (roc_auc_score(labels, score), bootstrap_interval(roc_auc_score, labels, score)),
-        "spearman": (spearman(score, rank), bootstrap_interval(spearman, score, rank)),
-    }
+    # The ridge score is no probability: its accuracy at any threshold is left out of the table.
+    return cv, with_intervals(test["label"].to_numpy(), ridge.apply(embedding(test)), 0.0, test)
 
 
 def embedding(rows: pd.DataFrame) -> np.ndarray:
