@@ -1,7 +1,7 @@
 """The quality/speed frontier of the feature settings: backbone x pooling x resolution.
 
 Run from the repo root after `dvc repro` (it reads data/labels.parquet and data/manifest.parquet):
-    python benchmarks/frontier.py [--large ../shared/data/large] [--speed-photos 24]
+    python benchmarks/frontier.py [--large ../shared/data/large] [--speed-photos 24] [--quality-only] [--settings backbone:pooling:resolution ...]
 Per setting: the committed train params' cross-validated Spearman and ROC AUC on train+val (features
 from the shared feature cache, extracted once per setting), then images/s of the whole extraction
 (decode, statistics, model; features.workers as committed) on a subsample of AVA-sized photos (the
@@ -38,6 +38,9 @@ SETTINGS = (
     ("efficientnet_lite0", "multilevel", 384),
     ("efficientnet_lite0", "last", 500),
     ("efficientnet_lite0", "multilevel", 500),
+    ("efficientnet_lite0", "multilevel", 640),
+    ("efficientnet_lite1", "multilevel", 500),
+    ("efficientnet_lite2", "multilevel", 500),
     ("mobilenet_v2", "multilevel", 500),
 )
 AVA_SIZED = Path("data/sample/livec/images")
@@ -73,6 +76,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=Path, default=Path("../shared/data/large"), help="folder of camera-sized JPEGs")
     parser.add_argument("--speed-photos", type=int, default=24, help="AVA-sized photos per speed row (camera-sized: a third)")
+    parser.add_argument("--quality-only", action="store_true", help="the CV columns only (speed needs an idle machine)")
+    parser.add_argument("--settings", nargs="*", help="backbone:pooling:resolution rows to run (default: all)")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
@@ -82,12 +87,20 @@ def main() -> None:
     params = load_params()
     ava_sized = sorted(AVA_SIZED.glob("*.jpg"))[: args.speed_photos]
     camera_sized = sorted(args.large.glob("*.jpg"))[: max(1, args.speed_photos // 3)]
-    settings = [dataclasses.replace(params.features, backbone=b, pooling=p, resolution=r) for b, p, r in SETTINGS]
+    chosen = [(b, p, int(r)) for b, p, r in (row.split(":") for row in args.settings)] if args.settings else SETTINGS
+    settings = [dataclasses.replace(params.features, backbone=b, pooling=p, resolution=r) for b, p, r in chosen]
     quality = {}
     for features in settings:
         started = time.perf_counter()
         quality[features] = cv_quality(params, features)
         print(f"{features.backbone} {features.pooling} {features.resolution}: CV in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    if args.quality_only:
+        print("| backbone | pooling | resolution | CV Spearman | CV ROC AUC | CV gap (points) |\n|---|---|---|---|---|---|")
+        for features in settings:
+            cv = quality[features]
+            print(f"| {features.backbone} | {features.pooling} | {features.resolution} | {cv['spearman']['mean']:.3f} ± {cv['spearman']['sd']:.3f} | "
+                  f"{cv['roc_auc']['mean']:.3f} ± {cv['roc_auc']['sd']:.3f} | {cv['overfitting_gap']['mean']:.1f} ± {cv['overfitting_gap']['sd']:.1f} |")
+        return
     print(f"load average before the speed rows: {os.getloadavg()}", file=sys.stderr)
     speed = {features: (measure_speed(features, ava_sized), measure_speed(features, camera_sized)) for features in settings}
     print(f"load average after the speed rows: {os.getloadavg()}", file=sys.stderr)
