@@ -241,10 +241,21 @@ def test_killed_extraction_resumes_with_only_the_remaining_photos(tmp_path):
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_each_backbone_and_pooling_gives_its_declared_width(name, pooling):
     """The architectures alone (no weights: resnet50's would be downloaded), on a non-square input."""
-    pooled = PooledFeatures(BACKBONES[name].network(False), pooling).eval()
+    pooled = BACKBONES[name].build(pooling, pretrained=False).eval()
     with torch.inference_mode():
         embedding = pooled(torch.rand(2, 3, 96, 160))
     assert embedding.shape == (2, BACKBONES[name].dims[pooling])
+
+
+def test_an_ensemble_puts_its_members_features_side_by_side_in_order():
+    ensemble = BACKBONES["efficientnet_lite0_1_2"]
+    images = torch.rand(1, 3, 64, 96)
+    torch.manual_seed(0)
+    together = ensemble.build("multilevel", pretrained=False).eval()
+    torch.manual_seed(0)
+    alone = [member.build("multilevel", pretrained=False).eval() for member in ensemble.members]
+    with torch.inference_mode():
+        torch.testing.assert_close(together(images), torch.cat([member(images) for member in alone], dim=1))
 
 
 def test_multilevel_ends_with_the_last_layer_pooling():

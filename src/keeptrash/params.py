@@ -33,7 +33,7 @@ FEATURE_ENGINES = ("local", "ray")
 # so that reading params.yaml never imports the code behind them (libtorrent, torch); the registries that implement
 # them (keeptrash.download.sources, keeptrash.features.backbones) are keyed by exactly these names (tests/test_stage_deps.py).
 SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
-BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2", "resnet50")
+BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2", "resnet50", "efficientnet_lite0_1_2")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
 POOLINGS = ("last", "multilevel")
 # What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.

@@ -38,10 +38,32 @@ class Backbone:
     dims: dict[str, int]  # embedding width per pooling
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    network: Callable[[bool], Network]  # pretrained=False builds the architecture alone (tests, dimensions)
+    network: Callable[[bool], Network] | None = None  # pretrained=False builds the architecture alone (tests, dimensions)
+    members: tuple["Backbone", ...] = ()  # an ensemble: these backbones on the same photo, their features side by side
 
-    def build(self, pooling: str) -> nn.Module:
-        return PooledFeatures(self.network(True), pooling)
+    def build(self, pooling: str, pretrained: bool = True) -> nn.Module:
+        if self.members:
+            return SideBySide([member.build(pooling, pretrained) for member in self.members])
+        return PooledFeatures(self.network(pretrained), pooling)
+
+
+def ensemble(name: str, *members: Backbone) -> Backbone:
+    """Backbones that share an input normalisation, run on the same photo, their pooled features concatenated."""
+    if len({(member.mean, member.std) for member in members}) != 1:
+        raise ValueError(f"{name}: an ensemble's backbones must normalise their input alike")
+    dims = {pooling: sum(member.dims[pooling] for member in members) for pooling in members[0].dims}
+    return Backbone(name, dims, members[0].mean, members[0].std, members=members)
+
+
+class SideBySide(nn.Module):
+    """(N, 3, H, W) -> each member's features of the same images, concatenated in order."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member(images) for member in self.members], dim=1)
 
 
 class PooledFeatures(nn.Module):
@@ -116,15 +138,18 @@ def _resnet50(pretrained: bool) -> Network:
     return Network(model, trunk, bottlenecks[:-1])
 
 
-BACKBONES = {
-    backbone.name: backbone
-    for backbone in (
-        # multilevel: block widths summed, plus the final map (Lite0: 16 blocks, 1,808 channels + 1,280).
-        Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite(0)),
-        # Lite1 and Lite2: 21 blocks, 2,256 and 2,456 channels, + 1,280.
-        Backbone("efficientnet_lite1", {"last": 1280, "multilevel": 3536}, LITE_MEAN, LITE_STD, _efficientnet_lite(1)),
-        Backbone("efficientnet_lite2", {"last": 1280, "multilevel": 3736}, LITE_MEAN, LITE_STD, _efficientnet_lite(2)),
-        Backbone("mobilenet_v2", {"last": 1280, "multilevel": 2784}, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
-        Backbone("resnet50", {"last": 2048, "multilevel": 15104}, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
-    )
-}
+_SINGLE = (
+    # multilevel: block widths summed, plus the final map (Lite0: 16 blocks, 1,808 channels + 1,280).
+    Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite(0)),
+    # Lite1 and Lite2: 21 blocks, 2,256 and 2,456 channels, + 1,280.
+    Backbone("efficientnet_lite1", {"last": 1280, "multilevel": 3536}, LITE_MEAN, LITE_STD, _efficientnet_lite(1)),
+    Backbone("efficientnet_lite2", {"last": 1280, "multilevel": 3736}, LITE_MEAN, LITE_STD, _efficientnet_lite(2)),
+    Backbone("mobilenet_v2", {"last": 1280, "multilevel": 2784}, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
+    Backbone("resnet50", {"last": 2048, "multilevel": 15104}, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
+)
+BACKBONES = {backbone.name: backbone for backbone in _SINGLE}
+# The three Lite models side by side: the best ranking measured, at about six times Lite0's extraction time
+# (docs/experiments.md, "Features").
+BACKBONES["efficientnet_lite0_1_2"] = ensemble(
+    "efficientnet_lite0_1_2", BACKBONES["efficientnet_lite0"], BACKBONES["efficientnet_lite1"], BACKBONES["efficientnet_lite2"]
+)
