@@ -122,3 +122,22 @@ def model_path(tmp_path_factory, cache_root) -> Path:
     """A small real model trained on CULL_MODEL_PHOTOS LIVE-C photos, for the module."""
     return train_livec_model(CULL_MODEL_PHOTOS, 60, cache_root, tmp_path_factory.mktemp("model") / "model.cbm")
 
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory) -> Path:
+    """The default pipeline repo (dvc_repos.build_pipeline_repo), built once for the session. Nothing runs in it:
+    tests take pipeline_repo, their module's own copy."""
+    from dvc_repos import build_pipeline_repo
+
+    return build_pipeline_repo(tmp_path_factory.mktemp("demo-pipeline"))
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(demo_pipeline, tmp_path_factory) -> Path:
+    """The module's own copy of demo_pipeline and its feature cache, which the module's commands use: its tests may run
+    dvc in it and change it."""
+    from dvc_repos import copy_pipeline_repo, with_its_feature_cache
+
+    with with_its_feature_cache(copy_pipeline_repo(demo_pipeline, tmp_path_factory.mktemp("pipeline"))) as repo:
+        yield repo

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bursts import write_bursts
 from conftest import LIVEC_IMAGES, REPO
-from test_grouping import write_bursts
 
-TAKES = 4  # per burst (test_grouping.takes_of)
+TAKES = 4  # per burst (bursts.takes_of)
 
 
 

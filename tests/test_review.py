@@ -14,7 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from test_pipeline_dvc import REPO, build_pipeline_repo, dvc, read_metrics, run, run_queue, set_params
+from conftest import REPO
+from dvc_repos import build_pipeline_repo, dvc, read_metrics, run, run_queue, set_params, with_its_feature_cache
 
 # Enough photos for a test split of about 40, and features good enough (the default's multi-level pooling, at a
 # lower resolution to stay cheap) that a broken model is told apart from noise.
@@ -35,16 +36,17 @@ def review_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     alone, without the ridge score). Then a queued experiment on commit 2 named 'restored' that puts the baseline's
     training settings back."""
     repo = build_pipeline_repo(tmp_path_factory.mktemp("review"), photos=PHOTOS, **REVIEW_FEATURES)
-    run(repo, "git", "tag", "baseline")
-    set_params(repo, train__iterations=1, train__depth=1, train__ridge_score=False)
-    dvc(repo, "repro")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "broken model")
-    run(repo, "git", "tag", "broken")
-    dvc(repo, "exp", "run", "--queue", "--name", "restored", "-S", "train.iterations=60", "-S", "train.depth=2", "-S", "train.ridge_score=true")
-    run_queue(repo, jobs=1)
-    assert "Success" in dvc(repo, "queue", "status").stdout
-    return repo
+    with with_its_feature_cache(repo):
+        run(repo, "git", "tag", "baseline")
+        set_params(repo, train__iterations=1, train__depth=1, train__ridge_score=False)
+        dvc(repo, "repro")
+        run(repo, "git", "add", "-A")
+        run(repo, "git", "commit", "-qm", "broken model")
+        run(repo, "git", "tag", "broken")
+        dvc(repo, "exp", "run", "--queue", "--name", "restored", "-S", "train.iterations=60", "-S", "train.depth=2", "-S", "train.ridge_score=true")
+        run_queue(repo, jobs=1)
+        assert "Success" in dvc(repo, "queue", "status").stdout
+        yield repo
 
 
 # --- metrics/summary.json: the headline first ---------------------------------------------------------------

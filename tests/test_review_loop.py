@@ -1,8 +1,8 @@
 """The review loop as a person runs it: `keeptrash cull` writes the contact sheet, the person flips photos in a real
 (headless) Chromium and exports their decisions, and the next `dvc repro` trains on them; and `--order uncertain`.
 
-One pipeline repo (test_pipeline_dvc's, 48 rated demo photos) gives the model; the culled folder holds renamed
-copies of some of its rated photos, so decisions can only find them by sha256.
+One pipeline repo (the module's copy of the session's demo pipeline, 48 rated demo photos) gives the model; the culled
+folder holds renamed copies of some of its rated photos, so decisions can only find them by sha256.
 """
 
 import csv
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from keeptrash.model.training import load_model
-from test_pipeline_dvc import build_pipeline_repo, dvc, read_metrics, stages_run
+from dvc_repos import dvc, read_metrics, stages_run
 
 CULLED = 8  # rated photos of the pipeline repo copied, renamed, into the folder culled
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,32 +37,27 @@ def digests_below(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def loop_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_pipeline_repo(tmp_path_factory.mktemp("review-loop"))
-
-
-@pytest.fixture(scope="module")
-def culled(loop_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def culled(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`keeptrash cull --order uncertain` (the real console script) of renamed copies of CULLED rated photos and a
     broken file; the original path of each copy is in "originals" (copy name -> repo-relative path)."""
     root = tmp_path_factory.mktemp("holiday")
     folder = root / "holiday"
     folder.mkdir()
-    ratings = pd.read_csv(loop_repo / "data/sample/livec/ratings.csv").head(CULLED)
+    ratings = pd.read_csv(pipeline_repo / "data/sample/livec/ratings.csv").head(CULLED)
     originals = {}
     for number, path in enumerate(ratings["path"], start=1):
         name = f"IMG_{number:04d}.jpg"
-        shutil.copyfile(loop_repo / "data/sample/livec" / path, folder / name)
+        shutil.copyfile(pipeline_repo / "data/sample/livec" / path, folder / name)
         originals[name] = f"data/sample/livec/{path}"
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
     before = digests_below(folder)
     out = root / "out"
-    command = [str(Path(sys.executable).parent / "keeptrash"), "cull", str(folder), "--model", str(loop_repo / "models/model.cbm"),
+    command = [str(Path(sys.executable).parent / "keeptrash"), "cull", str(folder), "--model", str(pipeline_repo / "models/model.cbm"),
                "--out", str(out), "--order", "uncertain"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert digests_below(folder) == before
-    threshold = load_model(loop_repo / "models/model.cbm")[1]["decision_threshold"]
+    threshold = load_model(pipeline_repo / "models/model.cbm")[1]["decision_threshold"]
     return {"folder": folder, "out": out, "before": before, "originals": originals, "threshold": threshold}
 
 
@@ -247,10 +242,10 @@ def test_review_bad_input_is_one_clear_line(tmp_path, args, message):
 # --- the whole loop: flip two photos, export, dvc repro trains on them ---------------------------------------------
 
 
-def test_two_flipped_photos_become_labels_and_the_next_repro_trains_on_them(loop_repo, culled, browser_page):
+def test_two_flipped_photos_become_labels_and_the_next_repro_trains_on_them(pipeline_repo, culled, browser_page):
     page = browser_page
     cards = sheet_cards(culled["out"])
-    labels_before = pd.read_parquet(loop_repo / "data/labels.parquet").set_index("path")["label"]
+    labels_before = pd.read_parquet(pipeline_repo / "data/labels.parquet").set_index("path")["label"]
     label_of_card = [labels_before[culled["originals"][Path(card["data-path"]).name]] for card in cards]
     # Two photos the model and the current label agree on, so that flipping the model's decision changes the label.
     first, second = [index for index, card in enumerate(cards) if int(card["data-model"] == "keep") == label_of_card[index]][:2]
@@ -259,36 +254,36 @@ def test_two_flipped_photos_become_labels_and_the_next_repro_trains_on_them(loop
     for _ in range(second - first):
         page.keyboard.press("ArrowRight")
     page.keyboard.press("Space")
-    decisions_file = loop_repo / "data/own/decisions/holiday.csv"
+    decisions_file = pipeline_repo / "data/own/decisions/holiday.csv"
     decisions_file.parent.mkdir(parents=True)
     exported = export(page, decisions_file)
     assert len(exported) == 2
 
-    repo_photos = digests_below(loop_repo / "data/sample/livec/images")
-    params = yaml.safe_load((loop_repo / "params.yaml").read_text())
+    repo_photos = digests_below(pipeline_repo / "data/sample/livec/images")
+    params = yaml.safe_load((pipeline_repo / "params.yaml").read_text())
     params["labels"]["own_decisions"] = ["data/own/decisions/holiday.csv"]
-    (loop_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    repro = dvc(loop_repo, "repro")
+    (pipeline_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repro = dvc(pipeline_repo, "repro")
     assert {"labels", "train", "benchmark"} <= stages_run(repro.stdout)
 
     # The two photos, found by sha256 under their names in the repo, now carry the person's decisions.
-    labels_after = pd.read_parquet(loop_repo / "data/labels.parquet").set_index("path")["label"]
+    labels_after = pd.read_parquet(pipeline_repo / "data/labels.parquet").set_index("path")["label"]
     name_of = {card["data-sha256"]: Path(card["data-path"]).name for card in cards}
     decided = {culled["originals"][name_of[row["sha256"]]]: int(row["decision"] == "keep") for row in exported}
     for path, label in decided.items():
         assert labels_before[path] != label and labels_after[path] == label, path
     others = labels_before.index.difference(list(decided))
     assert labels_after[others].equals(labels_before[others])
-    summary = read_metrics(loop_repo, "labels")["own_decisions"]
+    summary = read_metrics(pipeline_repo, "labels")["own_decisions"]
     assert (summary["files"], summary["rows"], summary["applied"], summary["changed"], summary["unmatched"]) == (1, 2, 2, 2, 0)
 
     # The metrics move: the labels' and the model's.
-    diff = json.loads(dvc(loop_repo, "metrics", "diff", "--json").stdout)
+    diff = json.loads(dvc(pipeline_repo, "metrics", "diff", "--json").stdout)
     assert "own_decisions.changed" in diff["metrics/labels.json"]
     assert diff.get("metrics/train.json") or diff.get("metrics/benchmark.json"), sorted(diff)
-    assert digests_below(loop_repo / "data/sample/livec/images") == repo_photos
+    assert digests_below(pipeline_repo / "data/sample/livec/images") == repo_photos
     assert digests_below(culled["folder"]) == culled["before"]
     # The decisions file is a dependency: editing it alone reruns the labels stage.
-    assert "Data and pipelines are up to date" in dvc(loop_repo, "status").stdout
+    assert "Data and pipelines are up to date" in dvc(pipeline_repo, "status").stdout
     decisions_file.write_text(decisions_file.read_text().splitlines()[0] + "\n", encoding="utf-8")
-    assert "labels" in dvc(loop_repo, "status").stdout
+    assert "labels" in dvc(pipeline_repo, "status").stdout
