@@ -73,6 +73,8 @@ def test_load_params_reads_the_file(raw_params):
         ({"train__cv_folds": 1}, "train.cv_folds"),
         ({"train__cv_folds": -2}, "train.cv_folds"),
         ({"train__cv_repeats": 0}, "train.cv_repeats"),
+        ({"train__cv_max_rows": -1}, "train.cv_max_rows"),
+        ({"train__cv_max_rows": "all"}, "train.cv_max_rows"),
         ({"train__class_weights": "Balanced"}, "train.class_weights"),
         ({"train__decision_threshold": 1.5}, "train.decision_threshold"),
         ({"train__decision_threshold": "automatic"}, "train.decision_threshold"),

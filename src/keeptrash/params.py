@@ -170,6 +170,9 @@ class TrainParams:
     # Repeated stratified k-fold cross-validation on train+val (keeptrash.model.cross_validation); cv_folds 0 = off.
     cv_folds: int = _declared(_cv_folds, default=5)
     cv_repeats: int = whole(1, 100, default=3)
+    # Cross-validation on at most this many train+val rows, a stratified sample seeded by seed (0 = all): every fold
+    # refits the ridge and CatBoost, so at AVA scale the folds, not the final model, would dominate the train stage.
+    cv_max_rows: int = whole(0, default=20_000)
     # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
     objective: str = text(OBJECTIVES, default="classify")
 
