@@ -36,6 +36,9 @@ BACKBONE_NAMES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
 POOLINGS = ("last", "multilevel")
 # What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.
 RUNTIME_NAMES = ("torch", "onnxruntime", "openvino")
+# The runtime params.yaml ships, and what `keeptrash cull` runs outside a repository, with no params.yaml to read
+# (tests/test_params.py checks the two agree).
+SHIPPED_RUNTIME = "onnxruntime"
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
