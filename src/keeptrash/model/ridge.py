@@ -2,7 +2,7 @@
 
 The inputs (the float32 embedding, n x p with p = 3,088) are read in row chunks, each turned into float64 only
 while it is used: the fit keeps the column moments, the p x p Gram matrix and one eigendecomposition of it, shared
-by every ridge strength. Each row's exact leave-one-out prediction comes from the hat matrix's diagonal,
+by every ridge strength (with fewer rows than columns, of the smaller n x n Gram matrix instead). Each row's exact leave-one-out prediction comes from the hat matrix's diagonal,
 h_ii = 1/n + sum_j t_ij^2 / (s_j + alpha), where t_i are the centred row's coordinates in the Gram matrix's
 eigenbasis and s_j its eigenvalues (the 1/n term is the intercept's, fitted on the other n - 1 rows too):
 leave-one-out residual = residual / (1 - h_ii). Time is two n x p^2 passes plus one p^3 decomposition; scikit-learn's
