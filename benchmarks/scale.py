@@ -1,4 +1,4 @@
-"""Wall time and peak memory of the pipeline stages at AVA scale, each stage run for real in a scratch copy.
+"""Wall time, CPU time and peak memory of the pipeline stages at AVA scale, each stage run for real in a scratch copy.
 
     python benchmarks/scale.py [--sizes 10000 50000 255502] [--verify-sizes 1000 4000] [--work DIR]
 
@@ -23,8 +23,8 @@
 - DVC at the largest --train-sizes: `dvc commit` of the stages run there (hashing and caching their
   outputs), then `dvc status` and `dvc repro` with nothing to do.
 
-Each stage is a fresh `python -m keeptrash.stages.<name>` process; its peak RSS comes from wait4.
-The growth exponent between two sizes is log(t2/t1) / log(n2/n1): 1 is linear.
+Each stage is a fresh `python -m keeptrash.stages.<name>` process; its peak RSS and CPU time (user + system) come from
+wait4. The growth exponent between two sizes is log(t2/t1) / log(n2/n1): 1 is linear; it is given for wall and CPU time.
 """
 
 import argparse
@@ -59,14 +59,16 @@ FULL_AVA = 255_502
 SHIPPED_PHOTOS = sorted((REPO / "data/sample/livec/images").glob("*.jpg")) + sorted((REPO / "data/sample/ava/images").glob("*.jpg"))
 
 
-def run_stage(work: Path, name: str) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one stage in its own process."""
-    seconds, peak, _ = run(work, [sys.executable, "-m", f"keeptrash.stages.{name}"])
-    return seconds, peak
+def run_stage(work: Path, name: str) -> dict:
+    """Seconds, CPU seconds and peak RSS (MB) of one stage in its own process."""
+    measured = run(work, [sys.executable, "-m", f"keeptrash.stages.{name}"])
+    del measured["output"]
+    return measured
 
 
-def run(work: Path, command: list[str]) -> tuple[float, float, str]:
-    """Seconds, peak RSS (MB) and output of a command run in `work`, with the scratch feature cache."""
+def run(work: Path, command: list[str]) -> dict:
+    """Seconds, CPU seconds (user + system: on a shared machine they hold where wall time does not), peak RSS (MB)
+    and output of a command run in `work`, with the scratch feature cache."""
     started = time.perf_counter()
     environment = os.environ | {"TQDM_DISABLE": "1", CACHE_ENV: str(work / "feature_cache")}
     process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
@@ -75,7 +77,7 @@ def run(work: Path, command: list[str]) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed in {work}:\n{output}")
-    return seconds, usage.ru_maxrss / 1024, output
+    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024, "output": output}
 
 
 def scratch_repo(work: Path, full_votes: Path) -> None:
@@ -173,17 +175,18 @@ def dvc_overhead(work: Path, photos: int, names: tuple[str, ...]) -> list[dict]:
         run(work, ["dvc", "init", "-q"])
     rows = []
     for name, command in (("dvc commit", ["dvc", "commit", "-f", "-q"]), ("dvc status", ["dvc", "status"]), ("dvc repro", ["dvc", "repro"])):
-        seconds, peak, output = run(work, command)
+        measured = run(work, command)
+        output = measured.pop("output")
         if name == "dvc repro" and "Running stage" in output:
             sys.exit(f"dvc repro reran a stage in {work}:\n{output}")
-        rows.append({"stage": name, "photos": photos, "seconds": seconds, "peak_mb": peak})
+        rows.append({"stage": name, "photos": photos, **measured})
     return rows
 
 
-def exponent(rows: list[dict], stage: str) -> dict[str, float]:
+def exponent(rows: list[dict], stage: str, measure: str = "seconds") -> dict[str, float]:
     timed = [row for row in rows if row["stage"] == stage]
     return {
-        f"{a['photos']}->{b['photos']}": round(math.log(b["seconds"] / a["seconds"]) / math.log(b["photos"] / a["photos"]), 2)
+        f"{a['photos']}->{b['photos']}": round(math.log(b[measure] / a[measure]) / math.log(b["photos"] / a["photos"]), 2)
         for a, b in zip(timed, timed[1:])
     }
 
@@ -209,21 +212,20 @@ def main() -> None:
         for stage in ("metadata", "labels"):
             if stage == "metadata" and rows:
                 continue  # the metadata stage does not depend on max_ava: once is enough
-            seconds, peak = run_stage(work, stage)
-            rows.append({"stage": stage, "photos": size if stage == "labels" else FULL_AVA, "seconds": seconds, "peak_mb": peak})
+            rows.append({"stage": stage, "photos": size if stage == "labels" else FULL_AVA, **run_stage(work, stage)})
         if size in args.verify_sizes:
             ids = pd.read_parquet(work / "data/labels.parquet").query("source == 'ava'")["image_id"].tolist()
             written = make_ava_like_photos(ids, images)
-            seconds, peak = run_stage(work, "download")
-            rows.append({"stage": "download", "photos": size, "seconds": seconds, "peak_mb": peak, "mb_on_disk": written / 1e6})
+            rows.append({"stage": "download", "photos": size, **run_stage(work, "download"), "mb_on_disk": written / 1e6})
         if size in args.train_sizes:
             started = time.perf_counter()
             photos = synthetic_inputs(work, demo, args.noise)
             print(f"{photos} synthetic feature rows written in {time.perf_counter() - started:.0f} s", flush=True)
             stages = DVC_STAGES if size <= args.fit_up_to else DVC_STAGES[:1]
             for stage in stages:
-                seconds, peak, output = run(work, [sys.executable, "-m", f"keeptrash.stages.{stage}"])
-                row = {"stage": stage, "photos": photos, "seconds": seconds, "peak_mb": peak}
+                measured = run(work, [sys.executable, "-m", f"keeptrash.stages.{stage}"])
+                output = measured.pop("output")
+                row = {"stage": stage, "photos": photos, **measured}
                 if stage == "features":
                     row["mb_on_disk"] = (work / "data/features.parquet").stat().st_size / 1e6
                 if stage == "train":
@@ -237,7 +239,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".1f"))
     for stage in ("labels", "download", *DVC_STAGES):
-        print(f"growth exponent, {stage}: {exponent(rows, stage)}")
+        print(f"growth exponent, {stage}: wall {exponent(rows, stage)}, CPU {exponent(rows, stage, 'cpu_seconds')}")
     verify = [row for row in rows if row["stage"] == "download"]
     if verify:
         per_photo = verify[-1]["seconds"] / verify[-1]["photos"]

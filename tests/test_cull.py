@@ -16,16 +16,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import CHEAP_FEATURES, CULL_MODEL_PHOTOS, LIVEC_IMAGES, train_livec_model
+from conftest import CHEAP_FEATURES, CULL_MODEL_PHOTOS, LIVEC_IMAGES, PARAMS_YAML, copy_photos, train_livec_model
+from keeptrash.cli import CSV_NAME
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.scoring import load_scoring_model, score_photos
 from keeptrash.cull import KEEP
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
+from keeptrash.features.runtimes import EXPORTS_FOLDER
+from keeptrash.features.store import CACHE_ENV
 
 MAX_PIXELS = 300_000_000
 ORIENTATION = 0x0112
@@ -306,6 +310,32 @@ def keeptrash(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         pytest.fail(f"keeptrash {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def cull_in(folder: Path, photos: Path, model: Path, cache: Path) -> None:
+    """`keeptrash cull` (a dry run) started in `folder`, with its own feature cache."""
+    environment = os.environ | {CACHE_ENV: str(cache)}
+    command = [str(Path(sys.executable).parent / "keeptrash"), "cull", str(photos), "--model", str(model), "--out", str(folder / "out")]
+    result = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True, errors="replace")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("runtime", [None, "torch"])
+def test_cull_runs_the_backbone_with_the_configured_runtime(tmp_path, model_path, runtime):
+    """Outside a repository the runtime params.yaml ships (onnxruntime: the exported model appears in the cache), inside
+    one its params.yaml's features.runtime (torch: nothing is exported)."""
+    photos = tmp_path / "photos"
+    copy_photos(sorted(os.listdir(LIVEC_IMAGES))[200:202], photos)
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    if runtime:
+        params = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+        params["features"]["runtime"] = runtime
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    cull_in(workdir, photos, model_path, tmp_path / "cache")
+    exported = sorted(path.suffix for path in (tmp_path / "cache" / EXPORTS_FOLDER).glob("*"))
+    assert exported == ([] if runtime == "torch" else [".onnx"])
+    assert len(pd.read_csv(workdir / "out" / CSV_NAME).dropna(subset=["keep_probability"])) == 2
 
 
 @pytest.fixture

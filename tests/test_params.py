@@ -10,7 +10,7 @@ import yaml
 
 from conftest import PARAMS_YAML
 from keeptrash.errors import KeeptrashError
-from keeptrash.params import SOURCE_NAMES, FeaturesParams, load_params, parse_params, replaced_settings, section_settings
+from keeptrash.params import SHIPPED_RUNTIME, SOURCE_NAMES, FeaturesParams, load_params, parse_params, replaced_settings, section_settings
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,10 @@ def test_real_params_yaml_parses(raw_params):
     assert params.features.backbone == raw_params["features"]["backbone"]
     assert params.train.depth == raw_params["train"]["depth"]
     assert params.train.learning_rate == raw_params["train"]["learning_rate"]
+
+
+def test_cull_outside_a_repository_runs_the_runtime_params_yaml_ships(raw_params):
+    assert raw_params["features"]["runtime"] == SHIPPED_RUNTIME
 
 
 def test_load_params_reads_the_file(raw_params):
@@ -74,6 +78,8 @@ def test_load_params_reads_the_file(raw_params):
         ({"train__cv_folds": 1}, "train.cv_folds"),
         ({"train__cv_folds": -2}, "train.cv_folds"),
         ({"train__cv_repeats": 0}, "train.cv_repeats"),
+        ({"train__cv_max_rows": -1}, "train.cv_max_rows"),
+        ({"train__cv_max_rows": "all"}, "train.cv_max_rows"),
         ({"train__class_weights": "Balanced"}, "train.class_weights"),
         ({"train__decision_threshold": 1.5}, "train.decision_threshold"),
         ({"train__decision_threshold": "automatic"}, "train.decision_threshold"),

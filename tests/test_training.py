@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
 from keeptrash.analysis.learning_curve import learning_curve
-from keeptrash.model.cross_validation import cross_validate, cv_folds, fold_metrics
+from keeptrash.model.cross_validation import cross_validate, cv_folds, cv_rows, fold_metrics
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
@@ -258,8 +258,8 @@ def test_a_model_with_a_ridge_score_rebuilds_it_from_its_file(rated, tmp_path):
 def test_cross_validation_reports_each_metric_as_mean_and_sd(rated):
     params = dataclasses.replace(PARAMS, ridge_score=True, pca_components=4, cv_folds=4, cv_repeats=2)
     cv = cross_validate(rated, params)
-    assert list(cv) == ["folds", "repeats", "accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap"]
-    assert (cv["folds"], cv["repeats"]) == (4, 2)
+    assert list(cv) == ["folds", "repeats", "rows", "accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap"]
+    assert (cv["folds"], cv["repeats"], cv["rows"]) == (4, 2, 200)  # every train+val row: fewer than cv_max_rows
     for metric in ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap"):
         assert set(cv[metric]) == {"mean", "sd"} and cv[metric]["sd"] >= 0
     assert cv["roc_auc"]["mean"] > 0.9 and cv["spearman"]["mean"] > 0.5
@@ -287,6 +287,24 @@ def test_everything_a_fold_fits_comes_from_its_training_part(rated, objective):
     # overfitting_gap = 100 x (training-part accuracy - held-out accuracy): the training part's accuracy is unchanged.
     assert clean["overfitting_gap"] + 100 * clean["accuracy"] == pytest.approx(spoiled["overfitting_gap"] + 100 * spoiled["accuracy"])
     assert spoiled["accuracy"] < clean["accuracy"]
+
+
+def test_cross_validation_above_cv_max_rows_uses_a_stratified_seeded_sample(rated):
+    params = dataclasses.replace(PARAMS, cv_folds=3, cv_repeats=1, cv_max_rows=100)
+    pool = rated[rated["split"] != "test"]
+    rows = cv_rows(rated, params)
+    assert len(rows) == 100 and set(rows) <= set(np.flatnonzero((rated["split"] != "test").to_numpy()))
+    assert list(rows) == sorted(rows)
+    assert rated["label"].iloc[rows].mean() == pytest.approx(pool["label"].mean(), abs=0.01)  # the pool's keep share
+    assert list(cv_rows(rated, params)) == list(rows)  # the same seed, the same sample
+    assert list(cv_rows(rated, dataclasses.replace(params, seed=1))) != list(rows)
+    assert list(cv_rows(rated, dataclasses.replace(params, cv_max_rows=0))) == list(np.flatnonzero((rated["split"] != "test").to_numpy()))
+    assert cross_validate(rated, params)["rows"] == 100
+
+
+def test_a_cv_max_rows_too_small_for_the_folds_is_one_clear_error_naming_it(rated):
+    with pytest.raises(KeeptrashError, match=r"train.cv_max_rows 8 keeps about \d+ photos of the rarer class"):
+        cross_validate(rated, dataclasses.replace(PARAMS, cv_folds=5, cv_max_rows=8))
 
 
 def test_too_few_photos_of_a_class_for_the_folds_is_one_clear_error(rated):

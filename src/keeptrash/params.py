@@ -38,6 +38,9 @@ BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite
 POOLINGS = ("last", "multilevel")
 # What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.
 RUNTIME_NAMES = ("torch", "onnxruntime", "openvino")
+# The runtime params.yaml ships, and what `keeptrash cull` runs outside a repository, with no params.yaml to read
+# (tests/test_params.py checks the two agree).
+SHIPPED_RUNTIME = "onnxruntime"
 # params.yaml holds about a hundred values; YAML aliases may repeat a block, but a document that expands
 # to more than this (an alias bomb: aliases of aliases, multiplying at each level) is refused before it is built.
 MAX_PARAMS_VALUES = 100_000
@@ -172,6 +175,9 @@ class TrainParams:
     # Repeated stratified k-fold cross-validation on train+val (keeptrash.model.cross_validation); cv_folds 0 = off.
     cv_folds: int = _declared(_cv_folds, default=5)
     cv_repeats: int = whole(1, 100, default=3)
+    # Cross-validation on at most this many train+val rows, a stratified sample seeded by seed (0 = all): every fold
+    # refits the ridge and CatBoost, so at AVA scale the folds, not the final model, would dominate the train stage.
+    cv_max_rows: int = whole(0, default=20_000)
     # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
     objective: str = text(OBJECTIVES, default="classify")
     # rank (percentile within the source) or zscore (standardised within the source); TARGET_SCALES.

@@ -1,5 +1,6 @@
 """Does more data close the gap? The train params refitted on growing subsets of the training split."""
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -13,12 +14,17 @@ TRAINING_SIZES = (50, 100, 200)
 def learning_curve(table: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
     """Per training-set size (50, 100, 200, ..., all; a stratified sample of the train split): accuracy on
     train and validation, validation and test ROC AUC. Validation and test rows never change."""
-    train = table[table["split"] == "train"]
-    held_out = table[table["split"] != "train"]
+    # Row positions, not copies of the rows: at AVA scale each copy of the table is gigabytes.
+    training = (table["split"] == "train").to_numpy()
+    train, held_out = np.flatnonzero(training), np.flatnonzero(~training)
     rows = []
     for size in [size for size in TRAINING_SIZES if size < len(train)] + [len(train)]:
-        subset = train if size == len(train) else train_test_split(train, train_size=size, stratify=train["label"], random_state=params.seed)[0]
-        _, inputs, columns = training_inputs(pd.concat([subset, held_out], ignore_index=True), params)
+        if size == len(train):
+            pool = table
+        else:
+            subset = train_test_split(train, train_size=size, stratify=table["label"].to_numpy()[train], random_state=params.seed)[0]
+            pool = table.iloc[np.concatenate([subset, held_out])].reset_index(drop=True)
+        _, inputs, columns = training_inputs(pool, params)
         fitted, val, test = (inputs[inputs["split"] == split] for split in ("train", "val", "test"))
         model = fit_classifier(fitted, val, columns, params)
         threshold = decision_threshold(model, val, columns, params)

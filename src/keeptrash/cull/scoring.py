@@ -18,7 +18,7 @@ from keeptrash.features.store import FeatureStore
 from keeptrash.images import file_digest
 from keeptrash.model.model_inputs import EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN
 from keeptrash.model.trained import DEFAULT_BATCH_SIZE, TrainedModel
-from keeptrash.params import replaced_settings
+from keeptrash.params import PARAMS_FILE, SHIPPED_RUNTIME, load_params, replaced_settings
 
 # The CNN embedding's columns (or their principal components) mean nothing one by one; their sum is "image content".
 CONTENT = "image content"
@@ -26,14 +26,21 @@ _CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN)  # the r
 REASONS_SHOWN = 2
 
 
+def configured_runtime(params_file: Path = PARAMS_FILE) -> str:
+    """What runs the backbone: features.runtime of the repository's params.yaml when run inside one, else the runtime
+    params.yaml ships. The model file does not say: every runtime gives the same features within a float16 step."""
+    return load_params(params_file).features.runtime if params_file.is_file() else SHIPPED_RUNTIME
+
+
 def load_scoring_model(path: Path, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto") -> TrainedModel:
-    """The model and the feature settings it was trained with, read from its own metadata; batch_size and device (cull's
-    flags) are checked by features' declarations in keeptrash.params, as params.yaml's are."""
+    """The model and the feature settings it was trained with, read from its own metadata, run by the configured runtime;
+    batch_size and device (cull's flags) are checked by features' declarations in keeptrash.params, as params.yaml's are."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
     model = TrainedModel.load(path)
     model.check_columns(path, [*embedding_columns(BACKBONES[model.features.backbone], model.features.pooling), *STAT_NAMES])
-    extraction = replaced_settings(model.features, {"batch_size": batch_size, "device": device}, "keeptrash cull")
+    settings = {"batch_size": batch_size, "device": device, "runtime": configured_runtime()}
+    extraction = replaced_settings(model.features, settings, "keeptrash cull")
     return dataclasses.replace(model, features=extraction)
 
 

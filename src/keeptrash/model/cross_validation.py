@@ -5,14 +5,16 @@ deviation over k x r held-out folds say whether an experiment really differs fro
 step that learns from data is refitted inside each fold on the fold's training part alone: the PCA
 projection, the ridge score, the model (with objective regress, its calibration) and, with decision_threshold auto, the
 threshold, which is chosen on the training part's own predictions. The held-out fold is scored only.
-The test split is never seen.
+The test split is never seen. Above train.cv_max_rows train+val rows the folds are cut from a stratified sample of
+that many: the fold sd at tens of thousands of rows is far below any difference between experiments worth
+reporting, while the folds' refits would cost many times the model's own.
 """
 
 import dataclasses
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.benchmark.evaluation import classification_metrics, spearman_within_sources
@@ -61,9 +63,27 @@ def cv_folds(labels: pd.Series, folds: int, repeats: int, seed: int) -> list[tup
     return list(splitter.split(np.zeros(len(labels)), labels))
 
 
+def cv_rows(table: pd.DataFrame, params: TrainParams) -> np.ndarray:
+    """Positions in `table` of the train+val rows cross-validation uses, in table order: all of them, or above
+    train.cv_max_rows a sample of that many stratified by label, the same for the same seed."""
+    pool = np.flatnonzero(table["split"].isin(("train", "val")).to_numpy())
+    if not params.cv_max_rows or len(pool) <= params.cv_max_rows:
+        return pool
+    labels = table["label"].to_numpy()[pool]
+    rarer = int(min(np.sum(labels == 0), np.sum(labels == 1)))
+    kept_of_rarer = rarer * params.cv_max_rows // len(pool)
+    if rarer >= params.cv_folds > kept_of_rarer:
+        raise KeeptrashError(
+            f"train.cv_max_rows {params.cv_max_rows} keeps about {kept_of_rarer} photos of the rarer class of {len(pool)} train+val "
+            f"photos, fewer than train.cv_folds {params.cv_folds}; raise it or set it to 0 (all rows)"
+        )
+    sample, _ = train_test_split(pool, train_size=params.cv_max_rows, stratify=labels, random_state=params.seed)
+    return np.sort(sample)
+
+
 def cross_validate(table: pd.DataFrame, params: TrainParams) -> dict:
     """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns)."""
-    pool = table[table["split"].isin(("train", "val"))].reset_index(drop=True)
+    pool = table.iloc[cv_rows(table, params)].reset_index(drop=True)
     per_fold = pd.DataFrame(
         [
             fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params)
@@ -73,6 +93,7 @@ def cross_validate(table: pd.DataFrame, params: TrainParams) -> dict:
     return {
         "folds": params.cv_folds,
         "repeats": params.cv_repeats,
+        "rows": len(pool),
         **{
             name: {"mean": round(float(per_fold[name].mean()), 4), "sd": round(float(per_fold[name].std(ddof=1)), 4)}
             for name in METRICS

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.decomposition import PCA
-from sklearn.linear_model import RidgeCV
 
 from keeptrash.features.image_stats import STAT_NAMES
+from keeptrash.model.ridge import column_moments, fit_ridges, ridge_predictions
 from keeptrash.params import TrainParams
 
 EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN = "cnn_", "pca_", "ridge_score"
@@ -69,8 +69,9 @@ class Projection:
         return cls(**_decode(text))
 
 
-def _ridge_inputs(table: pd.DataFrame) -> np.ndarray:
-    return table[_embedding_columns(table)].to_numpy(dtype=np.float64)
+def _ridge_inputs(table: pd.DataFrame) -> pd.DataFrame:
+    """The embedding columns as they are (float32): the ridge reads them a chunk of rows at a time."""
+    return table[_embedding_columns(table)]
 
 
 def _embedding_columns(table: pd.DataFrame) -> list[str]:
@@ -89,19 +90,15 @@ class RidgeScore:
     intercept: np.ndarray  # shape (1,)
 
     @classmethod
-    def fit(cls, inputs: np.ndarray, target: np.ndarray) -> tuple["RidgeScore", np.ndarray]:
+    def fit(cls, inputs: np.ndarray | pd.DataFrame, target: np.ndarray) -> tuple["RidgeScore", np.ndarray]:
         """The ridge with the best leave-one-out error, and its leave-one-out prediction of every row."""
-        mean = np.nanmean(inputs, axis=0)
-        scale = np.nanstd(inputs, axis=0)
-        scale[~(scale > 0)] = 1.0
-        # With a scoring given, RidgeCV stores each row's leave-one-out prediction per alpha (not its error).
-        ridge = RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error", store_cv_results=True)
-        ridge.fit(_standardised(inputs, mean, scale), target)
-        left_out = ridge.cv_results_[:, RIDGE_ALPHAS.index(ridge.alpha_)]
-        return cls(mean, scale, ridge.coef_, np.array([ridge.intercept_])), left_out
+        mean, scale = column_moments(inputs)
+        ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS)
+        best = ridges.best(np.asarray(target, dtype=np.float64))
+        return cls(mean, scale, ridges.coefficients[best], ridges.intercepts[best : best + 1]), ridges.left_out[:, best]
 
-    def apply(self, inputs: np.ndarray) -> np.ndarray:
-        return _standardised(inputs, self.mean, self.scale) @ self.weights + self.intercept[0]
+    def apply(self, inputs: np.ndarray | pd.DataFrame) -> np.ndarray:
+        return ridge_predictions(inputs, self.mean, self.scale, self.weights, float(self.intercept[0]))
 
     def encode(self) -> str:
         return _encode(mean=self.mean, scale=self.scale, weights=self.weights, intercept=self.intercept)
@@ -109,10 +106,6 @@ class RidgeScore:
     @classmethod
     def decode(cls, text: str) -> "RidgeScore":
         return cls(**_decode(text))
-
-
-def _standardised(inputs: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return np.nan_to_num((inputs - mean) / scale)
 
 
 def score_target(rows: pd.DataFrame, scale: str) -> np.ndarray:

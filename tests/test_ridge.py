@@ -1,0 +1,64 @@
+"""The ridge-score head's linear algebra (keeptrash.model.ridge): the same ridges and leave-one-out predictions as
+scikit-learn's RidgeCV, from chunked sufficient statistics whose chunk size changes nothing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import RidgeCV
+
+from keeptrash.model.model_inputs import RIDGE_ALPHAS, RidgeScore
+from keeptrash.model.ridge import column_moments, fit_ridges, standardised
+
+
+def embedding_like(rows: int, columns: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 embedding with correlated columns, a constant column and a few missing values, and a score rank it predicts."""
+    rng = np.random.default_rng(seed)
+    inputs = (rng.normal(size=(rows, 8)) @ rng.normal(size=(8, columns)) + rng.normal(scale=0.5, size=(rows, columns))).astype(np.float32)
+    inputs[:, 3] = 2.5
+    inputs[rng.integers(0, rows, 5), rng.integers(0, columns, 5)] = np.nan
+    score = np.nan_to_num(inputs[:, :4]) @ np.array([1.0, -0.5, 0.0, 0.2]) + rng.normal(size=rows)
+    return inputs, pd.Series(score).rank(pct=True).to_numpy()
+
+
+def sklearn_reference(inputs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, RidgeCV]:
+    """What the head used to compute: nanmean/nanstd in float64, then RidgeCV's efficient leave-one-out."""
+    values = inputs.astype(np.float64)
+    mean, scale = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    scale[~(scale > 0)] = 1.0
+    ridge = RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error", store_cv_results=True)
+    return mean, scale, ridge.fit(standardised(values, mean, scale), target)
+
+
+# Fewer rows than columns (the demo's shape, the rows' Gram matrix) and more (AVA's, the columns' Gram matrix).
+@pytest.mark.parametrize(("rows", "columns"), [(90, 300), (400, 60)])
+def test_ridges_and_leave_one_out_predictions_agree_with_sklearn(rows, columns):
+    inputs, target = embedding_like(rows, columns, seed=1)
+    mean, scale, reference = sklearn_reference(inputs, target)
+    np.testing.assert_allclose(column_moments(inputs), (mean, scale), rtol=1e-12)
+    fit = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS)
+    np.testing.assert_allclose(fit.left_out, reference.cv_results_, rtol=1e-6, atol=1e-9)
+    best = fit.best(target)
+    assert RIDGE_ALPHAS[best] == reference.alpha_
+    np.testing.assert_allclose(fit.coefficients[best], reference.coef_, rtol=1e-6, atol=1e-9)
+    assert fit.intercepts[best] == pytest.approx(reference.intercept_, rel=1e-9)
+
+
+def test_the_head_keeps_sklearns_ridge_and_its_left_out_predictions():
+    inputs, target = embedding_like(120, 80, seed=2)
+    _, _, reference = sklearn_reference(inputs, target)
+    ridge, left_out = RidgeScore.fit(pd.DataFrame(inputs), target)
+    np.testing.assert_allclose(left_out, reference.cv_results_[:, RIDGE_ALPHAS.index(reference.alpha_)], rtol=1e-6)
+    np.testing.assert_allclose(ridge.apply(inputs), reference.predict(standardised(inputs.astype(np.float64), ridge.mean, ridge.scale)), rtol=1e-9)
+    decoded = RidgeScore.decode(ridge.encode())  # the model file's form: float32 fields, unchanged names
+    np.testing.assert_allclose(decoded.apply(inputs), ridge.apply(inputs), atol=1e-4)
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(60, 150), (300, 40)])
+def test_chunk_size_changes_nothing(rows, columns):
+    inputs, target = embedding_like(rows, columns, seed=3)
+    moments = [column_moments(inputs, chunk_rows) for chunk_rows in (7, 10_000)]
+    np.testing.assert_allclose(moments[0], moments[1], rtol=1e-12)
+    fits = [fit_ridges(inputs, target, *moments[0], RIDGE_ALPHAS, chunk_rows) for chunk_rows in (7, 10_000)]
+    np.testing.assert_allclose(fits[0].left_out, fits[1].left_out, rtol=1e-9)
+    np.testing.assert_allclose(fits[0].coefficients, fits[1].coefficients, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fits[0].intercepts, fits[1].intercepts, rtol=1e-12)
