@@ -47,7 +47,7 @@ def main() -> None:
     params = load_params()
     labels = read_table(paths.LABELS, "labels")
     pool = labels[labels["split"].isin(("train", "val"))].reset_index(drop=True)
-    target, keep = score_target(pool, params.train.target_scale), pool["label"].to_numpy()
+    keep = pool["label"].to_numpy()
     folds = cv_folds(pool["label"], params.train.cv_folds, params.train.cv_repeats, params.train.seed)
     embeddings = {backbone: embedding(params, backbone, pool) for backbone in sorted({name for row in ENSEMBLES for name in row})}
     print(f"{params.features.pooling} at {params.features.resolution} px; ridge score alone, target {params.train.target_scale}; "
@@ -58,7 +58,7 @@ def main() -> None:
         inputs = np.hstack([embeddings[backbone] for backbone in row])
         spearman, auc = [], []
         for fitted, held_out in folds:
-            ridge, _ = RidgeScore.fit(inputs[fitted], target[fitted])
+            ridge, _ = RidgeScore.fit(inputs[fitted], score_target(pool.iloc[fitted], params.train.target_scale))
             score = ridge.apply(inputs[held_out])
             spearman.append(spearman_within_sources(score, pool.iloc[held_out].reset_index(drop=True)))
             auc.append(roc_auc_score(keep[held_out], score))

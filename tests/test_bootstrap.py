@@ -136,6 +136,23 @@ def test_spearman_is_taken_within_each_source_and_weighted_by_its_rated_photos()
     assert headline["spearman"]["value"] == pytest.approx(1.0)
 
 
+def test_a_source_with_tied_ratings_or_predictions_is_left_out_not_poisoning_the_rest():
+    """Six own photos all rated 4 (or all given one probability) have no rank correlation; AVA's alone counts."""
+    rng = np.random.default_rng(5)
+    ava = pd.DataFrame({"source": "ava", "score": rng.normal(5.4, 0.7, 40)})
+    own = pd.DataFrame({"source": "own", "score": [4.0] * 6})
+    photos = pd.concat([ava, own], ignore_index=True)
+    probabilities = np.r_[ava["score"].to_numpy() / 10 + rng.normal(0, 0.05, 40), np.linspace(0.2, 0.8, 6)]
+    ava_alone = spearman_within_sources(probabilities[:40], ava)
+    assert spearman_within_sources(probabilities, photos) == pytest.approx(ava_alone)
+    tied = np.r_[probabilities[:40], [0.5] * 6]
+    rated = pd.concat([ava, own.assign(score=np.arange(6.0))], ignore_index=True)
+    assert spearman_within_sources(tied, rated) == pytest.approx(ava_alone)
+    figures = headline_with_intervals((photos["score"] > 5).astype(int).to_numpy(), probabilities, 0.5, ratings_by_source(photos))
+    assert figures["spearman"]["value"] == pytest.approx(ava_alone, abs=1e-4)
+    assert np.isnan(spearman_within_sources(np.empty(0), photos.iloc[0:0]))
+
+
 def test_summary_has_headline_rows_with_cross_validation_beside_when_present(scored):
     labels, probabilities, ratings = scored
     headline = headline_with_intervals(labels, probabilities, 0.5, ratings)

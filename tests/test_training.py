@@ -327,7 +327,7 @@ def test_monotone_faults_never_let_more_noise_raise_the_keep_probability(rated):
             assert (high <= low + 1e-9).all()
 
 
-# --- the regress objective: CatBoost on the score rank, calibrated out-of-fold -----------------------
+# --- the regress objective: CatBoost on the score target, calibrated out-of-fold -----------------------
 
 
 def scored_photos(n: int, signal: float, seed: int) -> pd.DataFrame:
@@ -367,9 +367,26 @@ def test_score_targets_are_taken_within_each_source_and_keep_how_far_apart_ratin
     for source, scores in (("ava", [4.0, 5.0, 9.0]), ("own", [10.0, 20.0, 90.0])):
         rated = (rows["source"] == source) & rows["score"].notna()
         np.testing.assert_allclose(zscore[rated.to_numpy()], (np.array(scores) - np.mean(scores)) / np.std(scores, ddof=1))
-    # 9 stands far above 4 and 5, which the rank cannot tell from evenly spaced scores; unrated photos sit one sd out.
+    # 9 stands far above 4 and 5, which the rank cannot tell from evenly spaced scores.
     assert zscore[2] - zscore[1] > 3 * (zscore[1] - zscore[0])
-    np.testing.assert_array_equal(zscore[6:], [1.0, -1.0])
+    # An unrated photo takes its source's rated photos of its label: the keep stays above every rated trash.
+    np.testing.assert_allclose(zscore[6:], [zscore[5], (zscore[3] + zscore[4]) / 2])
+    unrated_only = pd.DataFrame({"source": "own", "score": [np.nan, np.nan], "label": [1, 0]})
+    np.testing.assert_array_equal(score_target(unrated_only, "zscore"), [1.0, -1.0])
+    # Ratings that do not vary (0.1 three times has a float rounding spread of 1e-17) carry no scale: the label decides.
+    constant = pd.DataFrame({"source": "own", "score": [0.1, 0.1, 0.1], "label": [1, 0, 0]})
+    np.testing.assert_array_equal(score_target(constant, "zscore"), [1.0, -1.0, -1.0])
+
+
+def test_the_fitted_targets_never_depend_on_the_validation_or_test_scores(rated):
+    """Each split's targets come from its own rows: rescoring the test photos leaves train's targets as they were."""
+    params = dataclasses.replace(PARAMS, objective="regress", target_scale="zscore")
+    _, before, _ = training_inputs(rated, params)
+    rescored = rated.assign(score=np.where(rated["split"] == "test", rated["score"] ** 3, rated["score"]))
+    _, after, _ = training_inputs(rescored, params)
+    train = (before["split"] == "train").to_numpy()
+    np.testing.assert_array_equal(after.loc[train, REGRESSION_TARGET], before.loc[train, REGRESSION_TARGET])
+    assert not np.allclose(after.loc[~train, REGRESSION_TARGET], before.loc[~train, REGRESSION_TARGET])
 
 
 def test_regress_calibration_is_fitted_out_of_fold_so_new_photos_get_honest_probabilities():

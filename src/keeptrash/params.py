@@ -23,7 +23,7 @@ CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBal
 BOOTSTRAP_TYPES = ("MVS", "Bernoulli", "Bayesian", "No")
 # Which features the classifier sees (keeptrash.model.model_inputs): the CNN embedding and/or the image statistics.
 FEATURE_SETS = ("all", "cnn", "stats")
-# What CatBoost learns (keeptrash.model.training): keep/trash labels, or the within-source score rank with the
+# What CatBoost learns (keeptrash.model.training): keep/trash labels, or the within-source score (train.target_scale) with the
 # keep probability from a logistic calibration fitted out-of-fold on the training split.
 OBJECTIVES = ("classify", "regress")
 # The score scale the ridge score and the regress objective learn (keeptrash.model.model_inputs.score_target).
@@ -178,7 +178,7 @@ class TrainParams:
     # Cross-validation on at most this many train+val rows, a stratified sample seeded by seed (0 = all): every fold
     # refits the ridge and CatBoost, so at AVA scale the folds, not the final model, would dominate the train stage.
     cv_max_rows: int = whole(0, default=20_000)
-    # classify (Logloss on keep/trash) or regress (RMSE on the score rank, then calibrated); OBJECTIVES.
+    # classify (Logloss on keep/trash) or regress (RMSE on the score on target_scale, then calibrated); OBJECTIVES.
     objective: str = text(OBJECTIVES, default="classify")
     # rank (percentile within the source) or zscore (standardised within the source); TARGET_SCALES.
     target_scale: str = text(TARGET_SCALES, default="rank")

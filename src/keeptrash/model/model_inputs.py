@@ -1,7 +1,7 @@
 """What the classifier sees: the feature columns `train.feature_set` picks, the CNN embedding optionally
 projected onto principal components fitted on the training split only, and optionally a ridge score.
 
-The ridge score (train.ridge_score) is a linear model's prediction of the photo's score rank from
+The ridge score (train.ridge_score) is a linear model's prediction of the photo's score (on train.target_scale) from
 the whole embedding: thousands of weak multi-level features are what a linear
 model reads well and a shallow tree ensemble reads badly, so CatBoost gets the linear model's
 verdict as one input next to the statistics. On the training rows it is the leave-one-out prediction
@@ -109,16 +109,26 @@ class RidgeScore:
 
 
 def score_target(rows: pd.DataFrame, scale: str) -> np.ndarray:
-    """What the ridge score and the regress objective learn: each photo's score on `scale` within its source.
+    """What the ridge score and the regress objective learn: each photo's score on `scale` within its source,
+    computed from these rows alone.
 
     rank: its percentile (an unrated own keep/ or trash/ photo counts as 1 or 0). zscore: its standard
-    score, which keeps how far apart two photos' ratings are (an unrated keep counts as one standard
-    deviation above its source's mean, an unrated trash one below).
+    score, which keeps how far apart two photos' ratings are. An unrated photo takes the mean standard
+    score of its source's rated photos with its label (every rated keep scores above every rated trash,
+    so an unrated keep stays above them all), or +1 / -1 when the source has none, as does every photo of
+    a source whose ratings do not vary.
     """
+    label = rows["label"].astype(float)
     if scale == "rank":
-        return within_source_rank(rows).fillna(rows["label"].astype(float)).to_numpy()
-    standardised = rows.groupby("source")["score"].transform(lambda scores: (scores - scores.mean()) / scores.std())
-    return standardised.fillna(2.0 * rows["label"].astype(float) - 1.0).to_numpy()
+        return within_source_rank(rows).fillna(label).to_numpy()
+    if scale != "zscore":
+        raise ValueError(f"unknown target scale {scale!r}")
+    by_source = rows.groupby("source")["score"]
+    spread = by_source.transform("std")
+    varies = spread > 1e-9 * by_source.transform("mean").abs().clip(lower=1.0)
+    standardised = ((rows["score"] - by_source.transform("mean")) / spread).where(varies)
+    same_label_mean = standardised.groupby([rows["source"], rows["label"]]).transform("mean")
+    return standardised.fillna(same_label_mean).fillna(2.0 * label - 1.0).to_numpy()
 
 
 @dataclass(frozen=True)

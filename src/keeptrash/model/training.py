@@ -1,4 +1,4 @@
-"""Fit the CatBoost keep/trash model (a classifier, or a calibrated regression on the score rank), measure how far it
+"""Fit the CatBoost keep/trash model (a classifier, or a calibrated regression on the score), measure how far it
 overfits, and stamp and read back its metadata."""
 
 import dataclasses
@@ -54,12 +54,15 @@ def with_targets(inputs: pd.DataFrame, rows: pd.DataFrame, params: TrainParams) 
 
 
 def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
-    """The input spec fitted on the train split, every row's model inputs (with label, score rank and split), and their columns."""
+    """The input spec fitted on the train split, every row's model inputs (with label, score target and split), and their columns."""
+    table = table.reset_index(drop=True)
     training = (table["split"] == "train").to_numpy()
     spec, train_inputs = fit_inputs(table[training], params)
     frame = spec.frame(table)
     frame.loc[training] = train_inputs.to_numpy()
-    return spec, with_targets(frame, table, params).assign(split=table["split"].to_numpy()), list(frame.columns)
+    # Each split's targets from its own rows: the validation and test photos' scores never shape what the model fits.
+    parts = [with_targets(frame[rows], table[rows], params).set_index(np.flatnonzero(rows)) for rows in (table["split"] == split for split in table["split"].unique())]
+    return spec, pd.concat(parts).sort_index().assign(split=table["split"].to_numpy()), list(frame.columns)
 
 
 def overfitting_verdict(gap_points: float) -> str:
@@ -128,7 +131,7 @@ def _fit_regressor(
 def _fit_calibrated_regressor(
     train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
 ) -> CatBoostClassifier:
-    """CatBoost regression on the score rank whose output a logistic (Platt) calibration turns into P(keep).
+    """CatBoost regression on the score target whose output a logistic (Platt) calibration turns into P(keep).
 
     The calibration is fitted on out-of-fold outputs of the training split (each photo scored by a
     regressor that never saw it, with as many trees as the final one), so it learns how far new photos'
