@@ -7,6 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from conftest import LIVEC_IMAGES
 from keeptrash.analysis.series import ORIGINAL, TAKES, original_ranks, series_evaluation, write_series
+from keeptrash.analysis.registry import series_photos
 from keeptrash.grouping import group_series, read_signatures
 from keeptrash.params import GroupingParams
 
@@ -61,3 +62,10 @@ def test_series_evaluation_scores_ranking_grouping_and_culling(tmp_path):
     assert culling["best_of_1"]["lesser_takes_kept_share"] == 0.15 and culling["best_of_1"]["keep_series_kept_share"] == 1.0
     assert culling["best_of_1"]["keep_originals_kept_share"] == 0.0  # the noisy take was kept instead
     assert per_take.set_index("take").loc["high_iso", "beats_original_share"] == 0.75
+
+
+def test_series_are_made_of_own_test_photos_first_then_the_others_so_an_ava_only_run_has_them_too():
+    test = pd.DataFrame({"key": ["ava:2", "own:b", "ava:1", "own:a"], "source": ["ava", "own", "ava", "own"], "label": [1, 0, 1, 1]})
+    assert series_photos(test, 3)["key"].tolist() == ["own:a", "own:b", "ava:1"]
+    assert series_photos(test[test["source"] == "ava"], 24)["key"].tolist() == ["ava:1", "ava:2"]
+    assert series_photos(test, 0).empty and list(series_photos(test, 2).columns) == list(test.columns)

@@ -127,11 +127,19 @@ def pairs(context: AnalysisContext) -> AnalysisResult:
     return AnalysisResult(pair_agreement(preferences, probability_of, seen))
 
 
+def series_photos(test: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The test photos made into series: people's own first (what they cull), then the others, each by key, so an
+    AVA-only run has series too."""
+    return test.assign(other=test["source"] != "own").sort_values(["other", "key"]).head(count).drop(columns="other")
+
+
 def series(context: AnalysisContext) -> AnalysisResult:
-    params, test = context.params, context.test
-    own_test = test[test["source"] == "own"].sort_values("key").head(params.analyze.series_photos)[["key", "label"]]
+    params = context.params
+    chosen = series_photos(context.test, params.analyze.series_photos)
+    if chosen.empty:
+        return AnalysisResult({"series": 0}, {"series_takes": pd.DataFrame(columns=["take", "mean_keep_probability", "kept_share", "beats_original_share"])})
     metrics, takes = series_analysis(
-        context.model, own_test.merge(context.manifest[["key", "path"]], on="key"), params.features, context.store,
+        context.model, chosen[["key", "label"]].merge(context.manifest[["key", "path"]], on="key"), params.features, context.store,
         context.model.threshold, params.grouping, params.download.max_image_pixels, params.features.resolution,
     )
     return AnalysisResult(metrics, {"series_takes": takes})
