@@ -71,7 +71,9 @@ def compute_missing_on_ray(loaders: list[PhotoLoader], keys: list[str], params: 
         fn_constructor_args=(params, max_pixels, store.folder.parent / EXPORTS_FOLDER),
         batch_size=1,
         batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=params.ray_actors),
+        # One shard per actor at a time: otherwise the first actor ready takes several queued shards while the others
+        # are still loading the backbone, and with few shards one actor does the work of all (measured: benchmarks/ray_actors.py).
+        compute=ray.data.ActorPoolStrategy(size=params.ray_actors, max_tasks_in_flight_per_actor=1),
         num_cpus=params.ray_cpus_per_actor,
         num_gpus=1 if params.device == "cuda" else 0,
     )
