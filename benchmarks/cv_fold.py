@@ -32,12 +32,13 @@ def main() -> None:
     table, _, _ = join_features(
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
+    noise_copies = read_table(paths.NOISE_COPIES, "features")
     for max_rows in args.max_rows:
         train = dataclasses.replace(params.train, cv_max_rows=max_rows)
         pool = table.iloc[cv_rows(table, train)].reset_index(drop=True)
         fitted, held_out = cv_folds(pool["label"], train.cv_folds, train.cv_repeats, train.seed)[0]
         started = time.perf_counter()
-        fold_metrics(pool.iloc[fitted], pool.iloc[held_out], train)
+        fold_metrics(pool.iloc[fitted], pool.iloc[held_out], train, noise_copies)
         seconds = time.perf_counter() - started
         folds = train.cv_folds * train.cv_repeats
         print(f"cv_max_rows {max_rows}: {len(pool)} rows, {seconds:.1f} s per fold, about {folds * seconds / 60:.1f} min for {folds} folds")

@@ -24,7 +24,7 @@ from pathlib import Path
 from keeptrash import paths
 from keeptrash.model.cross_validation import cross_validate
 from keeptrash.features.extract import cache_namespace, photo_file
-from keeptrash.features.table import loaded_features, manifest_features
+from keeptrash.features.table import loaded_features, manifest_features, noise_copy_features
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.images import OK
 from keeptrash.io import read_table
@@ -50,9 +50,11 @@ MAX_PIXELS = 300_000_000
 def cv_quality(params, features: FeaturesParams) -> dict:
     manifest = read_table(paths.MANIFEST, "download")
     store = FeatureStore(default_cache_root(), cache_namespace(features))
-    table, _ = manifest_features(manifest[manifest["status"] == OK], features, store, params.download.max_image_pixels)
+    usable = manifest[manifest["status"] == OK]
+    table, _ = manifest_features(usable, features, store, params.download.max_image_pixels)
+    noise_copies, _ = noise_copy_features(usable, params.features.noise_copies, features, store, params.download.max_image_pixels)
     joined, _, _ = join_features(read_table(paths.LABELS, "labels"), manifest, table)
-    return cross_validate(joined, params.train)
+    return cross_validate(joined, params.train, noise_copies)
 
 
 def speed_job(features: FeaturesParams, photos: list[str]) -> dict:

@@ -25,16 +25,17 @@ from keeptrash.cull.ordering import uncertain_first
 from keeptrash.io import read_table
 from keeptrash.model.model_inputs import keep_probability, stamp_inputs
 from keeptrash.params import load_params
-from keeptrash.model.training import decision_threshold, fit_classifier, join_features, training_inputs
+from keeptrash.model.training import NOISE_COPY, decision_threshold, fit_classifier, join_features, training_inputs
 
 
-def fitted(rows: pd.DataFrame, params, validation_share: float, rng: np.random.Generator):
-    """A model fitted on rows as the train stage fits one (a validation share picks the threshold), and that threshold."""
+def fitted(rows: pd.DataFrame, params, noise_copies: pd.DataFrame, validation_share: float, rng: np.random.Generator):
+    """A model fitted on rows (and their noisy copies) as the train stage fits one (a validation share picks the
+    threshold), and that threshold."""
     split = np.where(rng.random(len(rows)) < validation_share, "val", "train")
     table = rows.assign(split=split)
-    spec, inputs, columns = training_inputs(table, params)
+    spec, inputs, columns = training_inputs(table, params, noise_copies)
     val = inputs[inputs["split"] == "val"]
-    model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params)
+    model = fit_classifier(inputs[inputs["split"] == "train"], val, columns, params, inputs[inputs["split"] == NOISE_COPY])
     stamp_inputs(model, spec)
     return model, decision_threshold(model, val, columns, params)
 
@@ -52,6 +53,7 @@ def main() -> None:
     params = load_params().train
     params = dataclasses.replace(params, cv_folds=0)
     table, _, _ = join_features(read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features"))
+    noise_copies = read_table(paths.NOISE_COPIES, "features")
     own = table[table["source"] == "own"].reset_index(drop=True)
     test = own[own["split"] == "test"]
     pool = own[own["split"] != "test"].reset_index(drop=True)
@@ -64,7 +66,7 @@ def main() -> None:
         seed, rest = pool.iloc[order[: args.seed_photos]], pool.iloc[order[args.seed_photos :]]
         if seed["label"].nunique() < 2:
             continue
-        seed_model, threshold = fitted(seed, params, 1 / 3, rng)
+        seed_model, threshold = fitted(seed, params, noise_copies, 1 / 3, rng)
         scored = rest.assign(keep_probability=keep_probability(seed_model, rest), path=rest["key"])
         uncertain = uncertain_first(scored, threshold).head(args.labels)["key"]
         chosen = {
@@ -73,7 +75,7 @@ def main() -> None:
         }
         row = {"repeat": repeat, "seed_auc": test_auc(seed_model, test)}
         for name, picked in chosen.items():
-            model, _ = fitted(pd.concat([seed, picked]), params, 1 / 3, np.random.default_rng(1000 + repeat))
+            model, _ = fitted(pd.concat([seed, picked]), params, noise_copies, 1 / 3, np.random.default_rng(1000 + repeat))
             row[f"{name}_auc"] = test_auc(model, test)
             row[f"{name}_keep_share"] = picked["label"].mean()
         results.append(row)

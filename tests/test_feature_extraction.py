@@ -193,6 +193,28 @@ def test_features_stage_extracts_none_for_a_train_param_and_all_for_a_new_backbo
     assert "features: 5 photos (5 extracted, 0 from the cache" in run_features_stage(tmp_path, capsys, features__backbone="mobilenet_v2")
 
 
+def test_features_stage_writes_noisy_copies_of_the_first_photos_by_sha256(tmp_path, monkeypatch, capsys):
+    photos = LIVEC_PHOTOS[:5]
+    (tmp_path / "data").mkdir()
+    manifest = pd.DataFrame(
+        {"key": [f"own:{path.name}" for path in photos], "path": [str(path) for path in photos], "sha256": [sha256(path) for path in photos], "status": "ok"}
+    )
+    manifest.to_parquet(tmp_path / "data" / "manifest.parquet")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert "and 4 noisy copies (4 extracted)" in run_features_stage(tmp_path, capsys, features__noise_copies=2, features__resolution=160)
+    copies = pd.read_parquet(tmp_path / "data" / "noise_copies.parquet")
+    features = pd.read_parquet(tmp_path / "data" / "features.parquet").set_index("key")
+    assert sorted(copies["key"].unique()) == sorted(manifest.sort_values("sha256")["key"].head(2))
+    assert copies.groupby("key")["level"].apply(sorted).tolist() == [[0, 1], [0, 1]]
+    for key, levels in copies.groupby("key"):
+        noise = [features.loc[key, "noise"], *levels.sort_values("level")["noise"]]
+        assert noise == sorted(noise) and noise[0] < noise[-1]  # each copy noisier than the last, the photo cleanest
+        embedding = [column for column in features.columns if column.startswith("cnn_")]
+        assert not np.allclose(levels[embedding].to_numpy(), features.loc[[key], embedding].to_numpy(), atol=1e-3)
+    assert "and 4 noisy copies (0 extracted)" in run_features_stage(tmp_path, capsys, features__noise_copies=2, features__resolution=160)
+
+
 # --- interrupted extraction -------------------------------------------------------------------
 
 KILLED_RUN = """

@@ -62,3 +62,20 @@ def test_chunk_size_changes_nothing(rows, columns):
     np.testing.assert_allclose(fits[0].left_out, fits[1].left_out, rtol=1e-9)
     np.testing.assert_allclose(fits[0].coefficients, fits[1].coefficients, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fits[0].intercepts, fits[1].intercepts, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(50, 120), (200, 30)])
+def test_a_companion_is_predicted_by_the_ridge_fitted_without_its_row(rows, columns):
+    inputs, target = embedding_like(rows, columns, seed=4)
+    rng = np.random.default_rng(5)
+    companion_of = rng.integers(0, rows, 12)
+    companions = np.nan_to_num(inputs[companion_of]) + rng.normal(scale=0.3, size=(12, columns)).astype(np.float32)
+    mean, scale = column_moments(inputs)
+    fit = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17, companions=companions, companion_of=companion_of)
+    for companion, row in enumerate(companion_of):
+        others = np.arange(rows) != row
+        without = fit_ridges(inputs[others], target[others], mean, scale, RIDGE_ALPHAS)
+        refitted = standardised(companions[companion : companion + 1].astype(np.float64), mean, scale) @ without.coefficients.T + without.intercepts
+        np.testing.assert_allclose(fit.companions_left_out[companion], refitted[0], rtol=1e-6, atol=1e-9)
+    # The companions change nothing the rows get.
+    np.testing.assert_array_equal(fit.left_out, fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17).left_out)

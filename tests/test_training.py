@@ -171,15 +171,17 @@ def embedded() -> pd.DataFrame:
     for name in STAT_NAMES:
         table[name] = rng.normal(size=n)
     split = np.where(np.arange(n) < 160, "train", np.where(np.arange(n) < 200, "val", "test"))
-    return table.assign(label=label, split=split, source="own", score=40.0 + 20 * label + rng.normal(scale=5, size=n))
+    return table.assign(
+        key=[f"own:{index}.jpg" for index in range(n)], label=label, split=split, source="own", score=40.0 + 20 * label + rng.normal(scale=5, size=n)
+    )
 
 
 def test_projection_is_fitted_on_the_train_split_only(embedded):
     params = dataclasses.replace(PARAMS, pca_components=5)
-    spec, _ = fit_inputs(embedded[embedded["split"] == "train"], params)
+    spec, _, _ = fit_inputs(embedded[embedded["split"] == "train"], params)
     shifted = embedded.copy()
     shifted.loc[shifted["split"] != "train", "cnn_0001"] += 100.0  # held-out rows must not move the projection
-    again, _ = fit_inputs(shifted[shifted["split"] == "train"], params)
+    again, _, _ = fit_inputs(shifted[shifted["split"] == "train"], params)
     np.testing.assert_array_equal(spec.projection.components, again.projection.components)
     frame = spec.frame(embedded)
     assert list(frame.columns) == [f"pca_{i:03d}" for i in range(5)] + list(STAT_NAMES)
@@ -192,7 +194,7 @@ def test_projection_is_fitted_on_the_train_split_only(embedded):
     ("cnn", 8, "pca_000", 8),
 ])
 def test_feature_sets_pick_their_columns(embedded, feature_set, components, first, count):
-    spec, _ = fit_inputs(embedded, dataclasses.replace(PARAMS, feature_set=feature_set, pca_components=components))
+    spec, _, _ = fit_inputs(embedded, dataclasses.replace(PARAMS, feature_set=feature_set, pca_components=components))
     frame = spec.frame(embedded)
     assert frame.columns[0] == first and frame.shape == (len(embedded), count)
 
@@ -233,7 +235,7 @@ def test_ridge_score_on_training_rows_is_left_out_not_fitted(rated):
     rng = np.random.default_rng(5)
     noise = rated.assign(**{f"cnn_{i:04d}": rng.normal(size=len(rated)) for i in range(40)}, score=rng.normal(size=len(rated)))
     params = dataclasses.replace(PARAMS, ridge_score=True, feature_set="stats")
-    spec, train_inputs = fit_inputs(noise, params)
+    spec, train_inputs, _ = fit_inputs(noise, params)
     assert list(train_inputs.columns) == ["ridge_score", *STAT_NAMES]
     target = noise["score"].rank(pct=True)
     fitted_correlation = np.corrcoef(spec.frame(noise)["ridge_score"], target)[0, 1]

@@ -150,6 +150,8 @@ class FeaturesParams:
     ray_actors: int = whole(1, 10_000, default=1)
     ray_cpus_per_actor: float = number(0.1, 1024.0, default=2.0)
     runtime: str = text(RUNTIME_NAMES, default="torch")  # the one keeptrash.features.runtimes implements
+    # Photos whose noisy copies are extracted too (keeptrash.features.noise_copies), for train.noise_penalty.
+    noise_copies: int = whole(0, 100_000, default=0)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ class TrainParams:
     objective: str = text(OBJECTIVES, default="classify")
     # rank (percentile within the source) or zscore (standardised within the source); TARGET_SCALES.
     target_scale: str = text(TARGET_SCALES, default="rank")
+    # How far below its photo's score target (in standard deviations of the source's scores) the strongest noisy copy
+    # of a training photo (features.noise_copies) is put when CatBoost learns from the copies too; 0 = copies unused.
+    noise_penalty: float = number(0.0, 10.0, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -299,6 +304,15 @@ def _regression_has_no_class_weights(params: Params, source: Path) -> None:
         )
 
 
+def _noise_penalty_is_a_regression_target(params: Params, source: Path) -> None:
+    train = params.train
+    if train.noise_penalty and train.objective != "regress":
+        raise KeeptrashError(
+            f"{source}: train.noise_penalty lowers the noisy copies' score target, which only objective regress learns; "
+            f"set train.objective to regress or train.noise_penalty to 0, got objective {train.objective!r}"
+        )
+
+
 # An archive volume's file name as AVA publishes them: AVA_dataset.7z, or AVA_dataset.7z.001, .002, ...
 ARCHIVE_VOLUME_NAME = re.compile(r"[\w.+-]+\.7z(\.\d+)?")
 
@@ -368,7 +382,7 @@ def _source_has_what_it_needs(params: Params, source: Path) -> None:
 
 
 # Rules across keys, checked once every key is valid on its own.
-CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights, _source_has_what_it_needs)
+CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights, _noise_penalty_is_a_regression_target, _source_has_what_it_needs)
 _SECTION_NAMES = {section.type: section.name for section in fields(Params)}
 
 

@@ -6,6 +6,7 @@ METADATA = Path("data/metadata.parquet")
 LABELS = Path("data/labels.parquet")
 MANIFEST = Path("data/manifest.parquet")
 FEATURES = Path("data/features.parquet")
+NOISE_COPIES = Path("data/noise_copies.parquet")
 MODEL = Path("models/model.cbm")
 PREDICTIONS = Path("data/test_predictions.parquet")
 

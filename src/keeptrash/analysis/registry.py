@@ -41,6 +41,7 @@ class AnalysisContext:
     test: pd.DataFrame
     test_probabilities: np.ndarray
     store: FeatureStore
+    noise_copies: pd.DataFrame | None = None  # the features stage's noisy copies, for refits with train.noise_directions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,7 @@ def degradation(context: AnalysisContext) -> AnalysisResult:
 
 
 def learning_curve_analysis(context: AnalysisContext) -> AnalysisResult:
-    curve = learning_curve(context.table, context.params.train)
+    curve = learning_curve(context.table, context.params.train, context.noise_copies)
     metrics = {f"train_photos_{row.pop('train_photos')}": row for row in curve.to_dict("records")}
     return AnalysisResult(metrics, {"learning_curve": curve})
 

@@ -8,6 +8,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.features.backbones import BACKBONES
 from keeptrash.features.extract import PhotoLoader, compute_missing_locally, embedding_columns, photo_file
 from keeptrash.features.image_stats import STAT_NAMES
+from keeptrash.features.noise_copies import copies_of
 from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
 
@@ -68,3 +69,15 @@ def manifest_features(manifest: pd.DataFrame, params: FeaturesParams, store: Fea
         path, reason = next(iter(failures.items()))
         raise KeeptrashError(f"{path}: no longer decodes ({reason}); it changed after the download stage, rerun dvc repro")
     return manifest[["key", "sha256"]].merge(table, on="sha256", how="left").drop(columns="sha256"), extracted
+
+
+def noise_copy_features(manifest: pd.DataFrame, count: int, params: FeaturesParams, store: FeatureStore, max_pixels: int) -> tuple[pd.DataFrame, int]:
+    """Features of the noisy copies of `count` verified photos of the download manifest (features.noise_copies): the
+    original's key, the copy's level and its feature columns; and how many were computed."""
+    copies = copies_of(manifest, count)
+    cache_keys = [loader.cache_key for loader in copies["loader"]]
+    table, failures, extracted = loaded_features(dict(zip(cache_keys, copies["loader"])), params, store, max_pixels)
+    if failures:
+        original = copies["key"].iloc[cache_keys.index(next(iter(failures)))]
+        raise KeeptrashError(f"{original}: its noisy copy does not decode ({next(iter(failures.values()))}); it changed after the download stage, rerun dvc repro")
+    return copies.drop(columns="loader").assign(sha256=cache_keys).merge(table, on="sha256").drop(columns="sha256"), extracted

@@ -20,20 +20,23 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.benchmark.evaluation import classification_metrics, spearman_within_sources
 from keeptrash.model.model_inputs import fit_inputs
 from keeptrash.params import TrainParams
-from keeptrash.model.training import choose_threshold, fit_classifier, with_targets
+from keeptrash.model.training import choose_threshold, copy_targets, fit_classifier, with_targets
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "spearman", "overfitting_gap")
 
 
-def fold_metrics(fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainParams) -> dict[str, float]:
-    """Fit the recipe on `fitted` alone and score `held_out`: one fold's accuracy, balanced accuracy, ROC AUC,
-    Spearman(keep probability, score) within each source and train-minus-held-out accuracy in points."""
-    spec, fitted_inputs = fit_inputs(fitted, params)
+def fold_metrics(
+    fitted: pd.DataFrame, held_out: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None
+) -> dict[str, float]:
+    """Fit the recipe on `fitted` alone (and the noisy copies of its photos) and score `held_out`: one fold's accuracy,
+    balanced accuracy, ROC AUC, Spearman(keep probability, score) within each source and train-minus-held-out accuracy in points."""
+    spec, fitted_inputs, copy_inputs = fit_inputs(fitted, params, noise_copies)
     held_out_inputs = spec.frame(held_out)
     columns = list(fitted_inputs.columns)
     # No early stopping inside a fold: its only validation data is the held-out part, which must stay unseen.
     model = fit_classifier(
-        with_targets(fitted_inputs, fitted, params), fitted_inputs.iloc[0:0], columns, dataclasses.replace(params, early_stopping_rounds=0)
+        with_targets(fitted_inputs, fitted, params), fitted_inputs.iloc[0:0], columns, dataclasses.replace(params, early_stopping_rounds=0),
+        copy_targets(copy_inputs, fitted, params),
     )
     fitted_probability = model.predict_proba(fitted_inputs)[:, 1]
     held_out_probability = model.predict_proba(held_out_inputs[columns])[:, 1]
@@ -81,12 +84,13 @@ def cv_rows(table: pd.DataFrame, params: TrainParams) -> np.ndarray:
     return np.sort(sample)
 
 
-def cross_validate(table: pd.DataFrame, params: TrainParams) -> dict:
-    """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns)."""
+def cross_validate(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None) -> dict:
+    """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns); with
+    train.noise_penalty each fold's model learns from the noisy copies of that fold's training photos alone."""
     pool = table.iloc[cv_rows(table, params)].reset_index(drop=True)
     per_fold = pd.DataFrame(
         [
-            fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params)
+            fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params, noise_copies)
             for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed)
         ]
     )

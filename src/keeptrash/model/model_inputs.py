@@ -90,12 +90,18 @@ class RidgeScore:
     intercept: np.ndarray  # shape (1,)
 
     @classmethod
-    def fit(cls, inputs: np.ndarray | pd.DataFrame, target: np.ndarray) -> tuple["RidgeScore", np.ndarray]:
-        """The ridge with the best leave-one-out error, and its leave-one-out prediction of every row."""
+    def fit(
+        cls, inputs: np.ndarray | pd.DataFrame, target: np.ndarray, companions: pd.DataFrame | None = None, companion_of: np.ndarray | None = None
+    ) -> tuple["RidgeScore", np.ndarray]:
+        """The ridge with the best leave-one-out error, and its leave-one-out prediction of every row, followed by
+        that of every companion (a row's noisy copy, say: companion_of gives the row) with its row left out."""
         mean, scale = column_moments(inputs)
-        ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS)
+        ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, companions=companions, companion_of=companion_of)
         best = ridges.best(np.asarray(target, dtype=np.float64))
-        return cls(mean, scale, ridges.coefficients[best], ridges.intercepts[best : best + 1]), ridges.left_out[:, best]
+        left_out = ridges.left_out[:, best]
+        if companions is not None:
+            left_out = np.concatenate([left_out, ridges.companions_left_out[:, best]])
+        return cls(mean, scale, ridges.coefficients[best], ridges.intercepts[best : best + 1]), left_out
 
     def apply(self, inputs: np.ndarray | pd.DataFrame) -> np.ndarray:
         return ridge_predictions(inputs, self.mean, self.scale, self.weights, float(self.intercept[0]))
@@ -154,12 +160,18 @@ class InputSpec:
         return pd.concat(parts, axis=1)
 
 
-def fit_inputs(train: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame]:
-    """The input spec fitted on `train` alone (label, source and score columns and features), and train's own inputs.
+def fit_inputs(
+    train: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None
+) -> tuple[InputSpec, pd.DataFrame, pd.DataFrame]:
+    """The input spec fitted on `train` alone (label, source and score columns and features), train's own inputs,
+    and the inputs of its photos' noisy copies (keeptrash.features.noise_copies) when train.noise_penalty uses them.
 
     With pca_components > 0 (and the embedding in use) the spec holds a PCA; with ridge_score a ridge
-    fitted on all of `train`, while train's own ridge_score column holds leave-one-out predictions.
+    fitted on all of `train`, while train's own ridge_score column holds leave-one-out predictions, and a copy's
+    the prediction of the ridge fitted without its photo. The copies' inputs carry `key` (their photo's) and
+    `penalty_share`; without copies in use they have no rows.
     """
+    copies = _copies_in_use(train, params, noise_copies)
     projection = None
     if params.pca_components > 0 and params.feature_set != "stats":
         embedding = train[_embedding_columns(train)].to_numpy(dtype=np.float64)
@@ -167,12 +179,30 @@ def fit_inputs(train: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.
         projection = Projection(pca.mean_, pca.components_)
     if not params.ridge_score:
         spec = InputSpec(params.feature_set, projection)
-        return spec, spec.frame(train)
-    ridge, left_out = RidgeScore.fit(_ridge_inputs(train), score_target(train, params.target_scale))
+        return spec, spec.frame(train), _with_photo(spec.frame(copies), copies)
+    photo_position = pd.Series(np.arange(len(train)), index=train["key"].to_numpy())
+    ridge, left_out = RidgeScore.fit(
+        _ridge_inputs(train), score_target(train, params.target_scale), _ridge_inputs(copies), photo_position.loc[copies["key"]].to_numpy()
+    )
     spec = InputSpec(params.feature_set, projection, ridge)
-    inputs = spec.frame(train)
-    inputs[RIDGE_COLUMN] = left_out.astype(np.float32)
-    return spec, inputs
+    inputs, copy_inputs = spec.frame(train), spec.frame(copies)
+    inputs[RIDGE_COLUMN] = left_out[: len(train)].astype(np.float32)
+    copy_inputs[RIDGE_COLUMN] = left_out[len(train) :].astype(np.float32)
+    return spec, inputs, _with_photo(copy_inputs, copies)
+
+
+def _copies_in_use(train: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None) -> pd.DataFrame:
+    """The noisy copies of train's photos when train.noise_penalty learns from them, else none (the same columns)."""
+    if params.noise_penalty and noise_copies is None:
+        raise ValueError("train.noise_penalty needs the noisy copies' features (data/noise_copies.parquet)")
+    if noise_copies is None:
+        return train.iloc[0:0].assign(penalty_share=np.float64(0))
+    in_use = noise_copies["key"].isin(set(train["key"])) if params.noise_penalty else np.zeros(len(noise_copies), dtype=bool)
+    return noise_copies[in_use].reset_index(drop=True)
+
+
+def _with_photo(copy_inputs: pd.DataFrame, copies: pd.DataFrame) -> pd.DataFrame:
+    return copy_inputs.assign(key=copies["key"].to_numpy(), penalty_share=copies["penalty_share"].to_numpy())
 
 
 def stamp_inputs(model: CatBoostClassifier, spec: InputSpec) -> None:

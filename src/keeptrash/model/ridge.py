@@ -60,6 +60,8 @@ class RidgeFit:
     coefficients: np.ndarray  # (len(alphas), p)
     intercepts: np.ndarray  # (len(alphas),)
     left_out: np.ndarray  # (n, len(alphas)): each row's prediction by the ridge fitted without it
+    # (companions, len(alphas)): each companion's prediction by the ridge fitted without the row it belongs to
+    companions_left_out: np.ndarray | None = None
 
     def best(self, target: np.ndarray) -> int:
         """The strength with the least leave-one-out squared error (the first of equals, as RidgeCV)."""
@@ -67,9 +69,16 @@ class RidgeFit:
 
 
 def fit_ridges(
-    inputs: Inputs, target: np.ndarray, mean: np.ndarray, scale: np.ndarray, alphas: tuple[float, ...], chunk_rows: int = CHUNK_ROWS
+    inputs: Inputs, target: np.ndarray, mean: np.ndarray, scale: np.ndarray, alphas: tuple[float, ...], chunk_rows: int = CHUNK_ROWS,
+    companions: Inputs | None = None, companion_of: np.ndarray | None = None,
 ) -> RidgeFit:
-    """Ridge regressions of `target` on standardised(inputs), one per alpha, with their exact leave-one-out predictions."""
+    """Ridge regressions of `target` on standardised(inputs), one per alpha, with their exact leave-one-out predictions.
+
+    companions: rows that are not fitted but belong to a fitted row (companion_of: its position), such as a photo's
+    noisy copy; each is predicted by the ridge fitted without the row it belongs to. Removing row i moves the
+    prediction at any point c by h_ci r_i / (1 - h_ii), where h_ci = 1/n + sum_j t_cj t_ij / (s_j + alpha) is the hat
+    matrix's entry between them and r_i the row's residual, so this costs one more pass over the companions.
+    """
     rows, columns = len(inputs), len(mean)
     target = np.asarray(target, dtype=np.float64)
     target_mean = target.mean()
@@ -85,12 +94,23 @@ def fit_ridges(
     coefficients = shrunk @ basis.T
     intercepts = target_mean - coefficients @ column_mean
     left_out = np.empty((rows, len(alphas)))
+    if companions is not None:
+        companion_of = np.asarray(companion_of)
+        companion_coordinates = np.vstack(
+            [np.empty((0, basis.shape[1]))] + [(standardised(chunk, mean, scale) - column_mean) @ basis for _, chunk in row_chunks(companions, chunk_rows)]
+        )
+        companions_left_out = companion_coordinates @ shrunk.T + target_mean  # the full ridges' predictions, corrected below
     for part, chunk in row_chunks(inputs, chunk_rows):
         coordinates = (standardised(chunk, mean, scale) - column_mean) @ basis
         residual = (target[part] - target_mean)[:, None] - coordinates @ shrunk.T
         leverage = 1.0 / rows + (coordinates**2) @ shrink.T
         left_out[part] = target[part][:, None] - residual / (1.0 - leverage)
-    return RidgeFit(tuple(alphas), coefficients, intercepts, left_out)
+        if companions is not None:
+            belong = np.flatnonzero((companion_of >= part.start) & (companion_of < part.stop))
+            own = companion_of[belong] - part.start
+            cross = 1.0 / rows + (companion_coordinates[belong] * coordinates[own]) @ shrink.T
+            companions_left_out[belong] -= cross * residual[own] / (1.0 - leverage[own])
+    return RidgeFit(tuple(alphas), coefficients, intercepts, left_out, companions_left_out if companions is not None else None)
 
 
 def _centred_eigenbasis(

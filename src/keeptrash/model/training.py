@@ -32,6 +32,8 @@ FAULT_STATISTICS = ("noise", "highlights_clipped", "shadows_clipped")
 # With train.objective regress, what CatBoost fits: the photo's score within its source on train.target_scale
 # (model_inputs.score_target). Binary labels throw away how good a keep is; the score keeps it.
 REGRESSION_TARGET = "score_target"
+# The split of the training photos' noisy copies in training_inputs: CatBoost learns from them, nothing scores them.
+NOISE_COPY = "noise_copy"
 # Folds of the training split whose out-of-fold regression outputs the keep-probability calibration is fitted on.
 CALIBRATION_FOLDS = 5
 # The loss each objective's model file records; a model whose loss does not match its objective is refused.
@@ -47,22 +49,40 @@ def join_features(labels: pd.DataFrame, manifest: pd.DataFrame, features: pd.Dat
 
 
 def with_targets(inputs: pd.DataFrame, rows: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
-    """Model inputs of `rows` (in the same order) with what either objective fits: label and REGRESSION_TARGET."""
+    """Model inputs of `rows` (in the same order) with what either objective fits, label and REGRESSION_TARGET, and
+    the photo's key, which ties a photo to its noisy copies."""
     return inputs.reset_index(drop=True).assign(
-        label=rows["label"].to_numpy(), **{REGRESSION_TARGET: score_target(rows, params.target_scale)}
+        label=rows["label"].to_numpy(), **{REGRESSION_TARGET: score_target(rows, params.target_scale)}, key=rows["key"].to_numpy()
     )
 
 
-def training_inputs(table: pd.DataFrame, params: TrainParams) -> tuple[InputSpec, pd.DataFrame, list[str]]:
-    """The input spec fitted on the train split, every row's model inputs (with label, score target and split), and their columns."""
+def copy_targets(copy_inputs: pd.DataFrame, rows: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
+    """The noisy copies' inputs (keeptrash.model.model_inputs.fit_inputs) of photos among `rows`, with what the regress
+    objective fits for them: their photo's score target lowered by train.noise_penalty times their penalty share, and
+    their photo's label."""
+    photo = pd.DataFrame({"label": rows["label"].to_numpy(), "target": score_target(rows, params.target_scale)}, index=rows["key"].to_numpy())
+    of_copy = photo.loc[copy_inputs["key"]]
+    return copy_inputs.reset_index(drop=True).assign(
+        label=of_copy["label"].to_numpy(),
+        **{REGRESSION_TARGET: of_copy["target"].to_numpy() - params.noise_penalty * copy_inputs["penalty_share"].to_numpy()},
+    )
+
+
+def training_inputs(
+    table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None
+) -> tuple[InputSpec, pd.DataFrame, list[str]]:
+    """The input spec fitted on the train split, every row's model inputs (with label, score target and split), and
+    their columns. With train.noise_penalty, the train split's photos' noisy copies follow as rows of split NOISE_COPY."""
     table = table.reset_index(drop=True)
     training = (table["split"] == "train").to_numpy()
-    spec, train_inputs = fit_inputs(table[training], params)
+    spec, train_inputs, copy_inputs = fit_inputs(table[training], params, noise_copies)
     frame = spec.frame(table)
     frame.loc[training] = train_inputs.to_numpy()
     # Each split's targets from its own rows: the validation and test photos' scores never shape what the model fits.
     parts = [with_targets(frame[rows], table[rows], params).set_index(np.flatnonzero(rows)) for rows in (table["split"] == split for split in table["split"].unique())]
-    return spec, pd.concat(parts).sort_index().assign(split=table["split"].to_numpy()), list(frame.columns)
+    inputs = pd.concat(parts).sort_index().assign(split=table["split"].to_numpy())
+    copies = copy_targets(copy_inputs, table[training], params).assign(split=NOISE_COPY)
+    return spec, pd.concat([inputs, copies], ignore_index=True) if len(copies) else inputs, list(frame.columns)
 
 
 def overfitting_verdict(gap_points: float) -> str:
@@ -95,10 +115,13 @@ def _catboost_settings(params: TrainParams, feature_columns: list[str], early_st
     }
 
 
-def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams) -> CatBoostClassifier:
+def fit_classifier(
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, noise_copies: pd.DataFrame | None = None
+) -> CatBoostClassifier:
     """The model `params.objective` asks for, as a classifier whose predict_proba is the keep probability.
 
-    train and val hold feature_columns and label (and REGRESSION_TARGET for the regress objective).
+    train and val hold feature_columns and label (and REGRESSION_TARGET for the regress objective); noise_copies, the
+    regress objective's extra rows (copy_targets: feature_columns, REGRESSION_TARGET and their photo's key).
     """
     if train["label"].nunique() < 2:
         raise KeeptrashError("the training split holds only one class; label more keep and trash photos or change labels.threshold")
@@ -106,7 +129,7 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
     if early_stopping and val.empty:
         raise KeeptrashError("train.early_stopping_rounds needs a validation split; set labels.val_fraction above 0")
     if params.objective == "regress":
-        model = _fit_calibrated_regressor(train, val, feature_columns, params, early_stopping)
+        model = _fit_calibrated_regressor(train, val, feature_columns, params, early_stopping, noise_copies)
     else:
         model = CatBoostClassifier(
             **_catboost_settings(params, feature_columns, early_stopping),
@@ -120,21 +143,25 @@ def fit_classifier(train: pd.DataFrame, val: pd.DataFrame, feature_columns: list
 
 
 def _fit_regressor(
-    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool,
+    noise_copies: pd.DataFrame | None,
 ) -> CatBoostRegressor:
     model = CatBoostRegressor(**_catboost_settings(params, feature_columns, early_stopping), loss_function=OBJECTIVE_LOSSES["regress"])
     eval_set = (val[feature_columns], val[REGRESSION_TARGET]) if not val.empty else None
-    model.fit(train[feature_columns], train[REGRESSION_TARGET], eval_set=eval_set)
+    rows = train if noise_copies is None else pd.concat([train[[*feature_columns, REGRESSION_TARGET]], noise_copies[[*feature_columns, REGRESSION_TARGET]]])
+    model.fit(rows[feature_columns], rows[REGRESSION_TARGET], eval_set=eval_set)
     return model
 
 
 def _fit_calibrated_regressor(
-    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool
+    train: pd.DataFrame, val: pd.DataFrame, feature_columns: list[str], params: TrainParams, early_stopping: bool,
+    noise_copies: pd.DataFrame | None,
 ) -> CatBoostClassifier:
-    """CatBoost regression on the score target whose output a logistic (Platt) calibration turns into P(keep).
+    """CatBoost regression on the score target (and the noisy copies' lowered targets) whose output a logistic
+    (Platt) calibration turns into P(keep).
 
     The calibration is fitted on out-of-fold outputs of the training split (each photo scored by a
-    regressor that never saw it, with as many trees as the final one), so it learns how far new photos'
+    regressor that never saw it or its copies, with as many trees as the final one), so it learns how far new photos'
     outputs are from the labels, not how well the regressor fits its own rows. It is folded into the
     model's leaf values and bias: CatBoost's predict_proba is the sigmoid of the raw value, so the saved file
     gives the calibrated keep probability wherever it is loaded as a classifier (cull, benchmark, analyze)
@@ -146,11 +173,12 @@ def _fit_calibrated_regressor(
             "train.objective regress calibrates on out-of-fold predictions and needs at least 2 keep and 2 trash photos "
             "in the training split; label more photos or set train.objective to classify"
         )
-    model = _fit_regressor(train, val, feature_columns, params, early_stopping)
+    model = _fit_regressor(train, val, feature_columns, params, early_stopping, noise_copies)
     same_trees = dataclasses.replace(params, iterations=int(model.tree_count_), early_stopping_rounds=0)
     out_of_fold = np.empty(len(train))
     for fitted, held_out in StratifiedKFold(folds, shuffle=True, random_state=params.seed).split(train, train["label"]):
-        fold_model = _fit_regressor(train.iloc[fitted], train.iloc[0:0], feature_columns, same_trees, early_stopping=False)
+        fold_copies = None if noise_copies is None else noise_copies[noise_copies["key"].isin(set(train["key"].iloc[fitted]))]
+        fold_model = _fit_regressor(train.iloc[fitted], train.iloc[0:0], feature_columns, same_trees, False, fold_copies)
         out_of_fold[held_out] = fold_model.predict(train.iloc[held_out][feature_columns])
     calibration = LogisticRegression(C=np.inf).fit(out_of_fold[:, None], train["label"])
     slope, intercept = float(calibration.coef_[0, 0]), float(calibration.intercept_[0])

@@ -23,7 +23,8 @@ def analysis_context(params: Params) -> AnalysisContext:
     model = TrainedModel.load(paths.MODEL, params.features)
     params = dataclasses.replace(params, features=model.features)
     store = FeatureStore(default_cache_root(), cache_namespace(params.features))
-    return AnalysisContext(model, params, manifest, table, columns, train, val, test, model.keep_probability(test), store)
+    noise_copies = read_table(paths.NOISE_COPIES, "features")
+    return AnalysisContext(model, params, manifest, table, columns, train, val, test, model.keep_probability(test), store, noise_copies)
 
 
 def summary(metrics: dict) -> str:

@@ -6,11 +6,12 @@ from dvclive import Live
 
 from keeptrash import paths
 from keeptrash.model.cross_validation import cross_validate
-from keeptrash.errors import exits_cleanly
+from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.io import read_table, write_json
 from keeptrash.params import load_params
 from keeptrash.model import trained
 from keeptrash.model.training import (
+    NOISE_COPY,
     decision_threshold,
     fit_classifier,
     join_features,
@@ -37,16 +38,24 @@ def main() -> None:
     table, _, skipped = join_features(
         read_table(paths.LABELS, "labels"), read_table(paths.MANIFEST, "download"), read_table(paths.FEATURES, "features")
     )
-    spec, inputs, columns = training_inputs(table, params.train)
+    noise_copies = read_table(paths.NOISE_COPIES, "features")
+    if params.train.noise_penalty and not noise_copies["key"].isin(set(table.loc[table["split"] == "train", "key"])).any():
+        raise KeeptrashError(
+            f"train.noise_penalty {params.train.noise_penalty} learns from noisy copies of training photos, and none of the "
+            f"features.noise_copies {params.features.noise_copies} photos is in the train split; raise features.noise_copies or set "
+            "train.noise_penalty to 0"
+        )
+    spec, inputs, columns = training_inputs(table, params.train, noise_copies)
     train, val = inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"]
-    model = fit_classifier(train, val, columns, params.train)
+    model = fit_classifier(train, val, columns, params.train, inputs[inputs["split"] == NOISE_COPY])
     threshold = decision_threshold(model, val, columns, params.train)
     trained.save(model, params.features, spec, threshold, paths.MODEL)
     log_learning_curves(learning_curves(model, train, val, columns))
     summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
+    summary["noise_copies"] = int((inputs["split"] == NOISE_COPY).sum())
     if params.train.cv_folds:
         started = time.perf_counter()
-        summary["cv"] = cross_validate(table, params.train)
+        summary["cv"] = cross_validate(table, params.train, noise_copies)
         cv = summary["cv"]
         print(
             f"train: {cv['folds']}-fold cross-validation x {cv['repeats']} in {time.perf_counter() - started:.1f} s: "
