@@ -30,6 +30,7 @@ EXPERIMENTS = {
     "regress: ridge score + statistics, rank target (issue 13's second default)": {"objective": "regress", "target_scale": "rank", "noise_penalty": 0.0},
     "regress: ridge score + statistics, standardised score (issue 13's third default)": {"objective": "regress", "target_scale": "zscore", "noise_penalty": 0.0},
     "regress: standardised score, noise copies a standard deviation below their photos": {"objective": "regress", "target_scale": "zscore", "noise_penalty": 1.0},
+    "regress: the final map weighed as much as the blocks in the ridge": {"objective": "regress", "final_map_weight": 1.0},
     "regress: ridge score + PCA 8 + statistics": {"objective": "regress", "feature_set": "all", "pca_components": 8},
     "regress: depth 4": {"objective": "regress", "depth": 4},
     "regress: l2_leaf_reg 10": {"objective": "regress", "l2_leaf_reg": 10.0},

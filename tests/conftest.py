@@ -86,7 +86,10 @@ def train_livec_model(
     features, failures, _ = feature_table(paths, digests, features_params, store, 300_000_000)
     assert not failures
     table = pd.DataFrame(
-        {"sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(), "split": "train", "source": "own", "score": ratings["mos"].to_numpy()}
+        {
+            "key": [f"own:{name}" for name in ratings["file"]], "sha256": digests, "label": (ratings["mos"] >= 50).astype(int).to_numpy(),
+            "split": "train", "source": "own", "score": ratings["mos"].to_numpy(),
+        }
     )
     table = table.merge(features, on="sha256")
     params = TrainParams(

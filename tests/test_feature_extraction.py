@@ -20,7 +20,7 @@ from scipy import ndimage
 from conftest import CHEAP_FEATURES, LIVEC_IMAGES, PARAMS_YAML
 from keeptrash.errors import KeeptrashError
 from keeptrash.features.backbones import BACKBONES, PooledFeatures
-from keeptrash.features.extract import PhotoDataset, cache_namespace, model_input, photo_file
+from keeptrash.features.extract import PhotoDataset, cache_namespace, embedding_columns, model_input, photo_file
 from keeptrash.features.table import feature_table, loaded_features
 from keeptrash.features.image_stats import STAT_NAMES, image_statistics
 from keeptrash.features.store import CACHE_ENV, FeatureStore
@@ -278,6 +278,15 @@ def test_an_ensemble_puts_its_members_features_side_by_side_in_order():
     alone = [member.build("multilevel", pretrained=False).eval() for member in ensemble.members]
     with torch.inference_mode():
         torch.testing.assert_close(together(images), torch.cat([member(images) for member in alone], dim=1))
+
+
+def test_columns_pooling_a_final_map_are_named_so_for_single_backbones_and_ensembles():
+    lite0 = embedding_columns(BACKBONES["efficientnet_lite0"], "multilevel")
+    assert [column.endswith("_final") for column in lite0] == [False] * 1808 + [True] * 1280
+    assert all(column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0"], "last"))
+    ensemble = [column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0_1_2"], "multilevel")]
+    assert ensemble == [False] * 1808 + [True] * 1280 + [False] * 2256 + [True] * 1280 + [False] * 2456 + [True] * 1280
+    assert len(set(lite0)) == len(lite0) and lite0[0] == "cnn_0000" and lite0[-1] == "cnn_3087_final"
 
 
 def test_multilevel_ends_with_the_last_layer_pooling():

@@ -78,6 +78,8 @@ def test_load_params_reads_the_file(raw_params):
         ({"train__noise_penalty": -0.5}, "train.noise_penalty"),
         ({"train__objective": "classify", "train__class_weights": "none", "train__noise_penalty": 1.0}, "train.noise_penalty"),
         ({"features__noise_copies": -1}, "features.noise_copies"),
+        ({"train__final_map_weight": 0}, "train.final_map_weight"),
+        ({"train__final_map_weight": "best"}, "train.final_map_weight"),
         ({"train__cv_folds": 1}, "train.cv_folds"),
         ({"train__cv_folds": -2}, "train.cv_folds"),
         ({"train__cv_repeats": 0}, "train.cv_repeats"),

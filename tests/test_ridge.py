@@ -79,3 +79,24 @@ def test_a_companion_is_predicted_by_the_ridge_fitted_without_its_row(rows, colu
         np.testing.assert_allclose(fit.companions_left_out[companion], refitted[0], rtol=1e-6, atol=1e-9)
     # The companions change nothing the rows get.
     np.testing.assert_array_equal(fit.left_out, fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17).left_out)
+
+
+def test_the_final_maps_weight_against_the_blocks_is_chosen_by_leave_one_out():
+    """Blocks' columns carry the score, the many final-map columns mostly noise: the ridge weighs the final map down,
+    and the weight lives in its scale, so it applies to the embedding as it is."""
+    rng = np.random.default_rng(6)
+    rows, blocks, final = 150, 20, 200
+    embedding = rng.normal(size=(rows, blocks + final)).astype(np.float32)
+    target = embedding[:, :blocks] @ rng.normal(size=blocks) + 0.3 * embedding[:, blocks] + rng.normal(size=rows)
+    named = pd.DataFrame(embedding, columns=[f"cnn_{index:04d}" for index in range(blocks)] + [f"cnn_{index:04d}_final" for index in range(blocks, blocks + final)])
+    weighed, left_out = RidgeScore.fit(named, target)
+    unweighed, unweighed_left_out = RidgeScore.fit(embedding, target)  # unnamed columns: one weight for all
+    _, standard_scale = column_moments(embedding)
+    final_map_weight = standard_scale[blocks:] / weighed.scale[blocks:]
+    assert np.allclose(final_map_weight, final_map_weight[0]) and final_map_weight[0] < 1.0
+    np.testing.assert_allclose(weighed.scale[:blocks], standard_scale[:blocks])
+    np.testing.assert_allclose(unweighed.scale, standard_scale)
+    assert np.mean((target - left_out) ** 2) < np.mean((target - unweighed_left_out) ** 2)
+    np.testing.assert_allclose(weighed.apply(named), standardised(embedding.astype(np.float64), weighed.mean, weighed.scale) @ weighed.weights + weighed.intercept[0])
+    fixed, _ = RidgeScore.fit(named, target, final_map_weights=(0.5,))  # train.final_map_weight 0.5
+    np.testing.assert_allclose(standard_scale / fixed.scale, [1.0] * blocks + [0.5] * final, rtol=1e-12)

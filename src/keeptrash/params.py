@@ -187,6 +187,9 @@ class TrainParams:
     # How far below its photo's score target (in standard deviations of the source's scores) the strongest noisy copy
     # of a training photo (features.noise_copies) is put when CatBoost learns from the copies too; 0 = copies unused.
     noise_penalty: float = number(0.0, 10.0, default=0.0)
+    # With multilevel pooling, the weight of the final feature map's columns against the blocks' in the ridge score;
+    # None: chosen with the ridge strength by leave-one-out (keeptrash.model.model_inputs.FINAL_MAP_WEIGHTS).
+    final_map_weight: float | None = number_or_auto(0.01, 1.0, default=None)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ class Backbone:
     network: Callable[[bool], Network] | None = None  # pretrained=False builds the architecture alone (tests, dimensions)
     members: tuple["Backbone", ...] = ()  # an ensemble: these backbones on the same photo, their features side by side
 
+    def final_map_columns(self, pooling: str) -> list[bool]:
+        """For each embedding column, whether it pools the final feature map (rather than one of the blocks)."""
+        if self.members:
+            return [pooled for member in self.members for pooled in member.final_map_columns(pooling)]
+        return [index >= self.dims[pooling] - self.dims["last"] for index in range(self.dims[pooling])]
+
     def build(self, pooling: str, pretrained: bool = True) -> nn.Module:
         if self.members:
             return SideBySide([member.build(pooling, pretrained) for member in self.members])

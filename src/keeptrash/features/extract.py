@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
-from keeptrash.features import PREPROCESSING_VERSION
+from keeptrash.features import FINAL_MAP_SUFFIX, PREPROCESSING_VERSION
 from keeptrash.features.backbones import BACKBONES, Backbone
 from keeptrash.features.image_stats import ANALYSIS_SIDE, image_statistics
 from keeptrash.features.runtimes import EXPORTS_FOLDER, ExportedEmbedder, embedded_by_shape, exported_model
@@ -33,7 +33,9 @@ def cache_namespace(params: FeaturesParams) -> str:
 
 
 def embedding_columns(backbone: Backbone, pooling: str) -> list[str]:
-    return [f"cnn_{index:04d}" for index in range(backbone.dims[pooling])]
+    """cnn_0000, cnn_0001, ...; a column that pools a final feature map ends in FINAL_MAP_SUFFIX, so what learns from
+    the embedding can weigh the final map against the blocks (keeptrash.model.model_inputs.RidgeScore)."""
+    return [f"cnn_{index:04d}{FINAL_MAP_SUFFIX if final else ''}" for index, final in enumerate(backbone.final_map_columns(pooling))]
 
 
 # Given the least short and long sides to decode at, an upright RGB image and the size statistics should report.

@@ -21,6 +21,7 @@ import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.decomposition import PCA
 
+from keeptrash.features import FINAL_MAP_SUFFIX
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.model.ridge import column_moments, fit_ridges, ridge_predictions
 from keeptrash.params import TrainParams
@@ -29,6 +30,10 @@ EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN = "cnn_", "pca_", "ridge_score
 _FEATURE_SET_KEY, _PROJECTION_KEY, _RIDGE_KEY = "feature_set", "cnn_projection", "ridge_score"
 # Ridge strengths tried (by efficient leave-one-out) on standardised inputs; the best is kept.
 RIDGE_ALPHAS = tuple(np.logspace(0, 5, 11))
+# Weights of the final feature map's columns against the blocks' (multilevel pooling), tried with every ridge strength:
+# weight w gives those columns a ridge strength alpha / w^2. Standardised, the final map's 1,280 columns would
+# otherwise outweigh the blocks' quality cues by their number alone.
+FINAL_MAP_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
 
 
 def within_source_rank(rows: pd.DataFrame) -> pd.Series:
@@ -91,13 +96,23 @@ class RidgeScore:
 
     @classmethod
     def fit(
-        cls, inputs: np.ndarray | pd.DataFrame, target: np.ndarray, companions: pd.DataFrame | None = None, companion_of: np.ndarray | None = None
+        cls, inputs: np.ndarray | pd.DataFrame, target: np.ndarray, companions: pd.DataFrame | None = None, companion_of: np.ndarray | None = None,
+        final_map_weights: tuple[float, ...] = FINAL_MAP_WEIGHTS,
     ) -> tuple["RidgeScore", np.ndarray]:
         """The ridge with the best leave-one-out error, and its leave-one-out prediction of every row, followed by
-        that of every companion (a row's noisy copy, say: companion_of gives the row) with its row left out."""
-        mean, scale = column_moments(inputs)
-        ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, companions=companions, companion_of=companion_of)
-        best = ridges.best(np.asarray(target, dtype=np.float64))
+        that of every companion (a row's noisy copy, say: companion_of gives the row) with its row left out.
+
+        When the inputs' columns pool both a final feature map and blocks (FINAL_MAP_SUFFIX), the final map's weight
+        (one of final_map_weights) is chosen with the ridge strength; it is folded into `scale`, so applying the ridge is unchanged."""
+        mean, standard_scale = column_moments(inputs)
+        target = np.asarray(target, dtype=np.float64)
+        fits = []
+        for weight in _final_map_weights(inputs, final_map_weights):
+            scale = standard_scale / np.where(_final_map(inputs), weight, 1.0)
+            ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, companions=companions, companion_of=companion_of)
+            best = ridges.best(target)
+            fits.append((np.mean((target - ridges.left_out[:, best]) ** 2), scale, ridges, best))
+        _, scale, ridges, best = min(fits, key=lambda fit: fit[0])
         left_out = ridges.left_out[:, best]
         if companions is not None:
             left_out = np.concatenate([left_out, ridges.companions_left_out[:, best]])
@@ -112,6 +127,19 @@ class RidgeScore:
     @classmethod
     def decode(cls, text: str) -> "RidgeScore":
         return cls(**_decode(text))
+
+
+def _final_map(inputs: np.ndarray | pd.DataFrame) -> np.ndarray:
+    """Which input columns pool a final feature map: none for an unnamed array."""
+    if isinstance(inputs, np.ndarray):
+        return np.zeros(inputs.shape[1], dtype=bool)
+    return np.array([str(column).endswith(FINAL_MAP_SUFFIX) for column in inputs.columns], dtype=bool)
+
+
+def _final_map_weights(inputs: np.ndarray | pd.DataFrame, weights: tuple[float, ...]) -> tuple[float, ...]:
+    """The weights to try when some columns pool the final map and some the blocks; else weighing them means nothing."""
+    final_map = _final_map(inputs)
+    return weights if final_map.any() and not final_map.all() else (1.0,)
 
 
 def score_target(rows: pd.DataFrame, scale: str) -> np.ndarray:
@@ -180,9 +208,10 @@ def fit_inputs(
     if not params.ridge_score:
         spec = InputSpec(params.feature_set, projection)
         return spec, spec.frame(train), _with_photo(spec.frame(copies), copies)
-    photo_position = pd.Series(np.arange(len(train)), index=train["key"].to_numpy())
+    companion_of = pd.Series(np.arange(len(train)), index=train["key"].to_numpy()).loc[copies["key"]].to_numpy() if len(copies) else None
     ridge, left_out = RidgeScore.fit(
-        _ridge_inputs(train), score_target(train, params.target_scale), _ridge_inputs(copies), photo_position.loc[copies["key"]].to_numpy()
+        _ridge_inputs(train), score_target(train, params.target_scale), _ridge_inputs(copies) if len(copies) else None, companion_of,
+        FINAL_MAP_WEIGHTS if params.final_map_weight is None else (params.final_map_weight,),
     )
     spec = InputSpec(params.feature_set, projection, ridge)
     inputs, copy_inputs = spec.frame(train), spec.frame(copies)
@@ -192,13 +221,12 @@ def fit_inputs(
 
 
 def _copies_in_use(train: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None) -> pd.DataFrame:
-    """The noisy copies of train's photos when train.noise_penalty learns from them, else none (the same columns)."""
-    if params.noise_penalty and noise_copies is None:
-        raise ValueError("train.noise_penalty needs the noisy copies' features (data/noise_copies.parquet)")
+    """The noisy copies of train's photos when train.noise_penalty learns from them, else none (train's columns)."""
+    if not params.noise_penalty:
+        return train.iloc[0:0].assign(key="", penalty_share=0.0)
     if noise_copies is None:
-        return train.iloc[0:0].assign(penalty_share=np.float64(0))
-    in_use = noise_copies["key"].isin(set(train["key"])) if params.noise_penalty else np.zeros(len(noise_copies), dtype=bool)
-    return noise_copies[in_use].reset_index(drop=True)
+        raise ValueError("train.noise_penalty needs the noisy copies' features (data/noise_copies.parquet)")
+    return noise_copies[noise_copies["key"].isin(set(train["key"]))].reset_index(drop=True)
 
 
 def _with_photo(copy_inputs: pd.DataFrame, copies: pd.DataFrame) -> pd.DataFrame:
