@@ -41,7 +41,7 @@ class AnalysisContext:
     test: pd.DataFrame
     test_probabilities: np.ndarray
     store: FeatureStore
-    noise_copies: pd.DataFrame | None = None  # the features stage's noisy copies, for refits with train.noise_directions
+    noise_copies: pd.DataFrame | None = None  # the features stage's noisy copies, for refits with train.noise_penalty
 
 
 @dataclasses.dataclass(frozen=True)
