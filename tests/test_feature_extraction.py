@@ -286,6 +286,8 @@ def test_columns_pooling_a_final_map_are_named_so_for_single_backbones_and_ensem
     assert all(column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0"], "last"))
     ensemble = [column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0_1_2"], "multilevel")]
     assert ensemble == [False] * 1808 + [True] * 1280 + [False] * 2256 + [True] * 1280 + [False] * 2456 + [True] * 1280
+    with_spread = [column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0"], "multilevel_std")]
+    assert with_spread == ([False] * 1808 + [True] * 1280) * 2
     assert len(set(lite0)) == len(lite0) and lite0[0] == "cnn_0000" and lite0[-1] == "cnn_3087_final"
 
 
@@ -296,6 +298,37 @@ def test_multilevel_ends_with_the_last_layer_pooling():
     with torch.inference_mode():
         last, multilevel = PooledFeatures(network, "last").eval()(images), PooledFeatures(network, "multilevel").eval()(images)
     torch.testing.assert_close(multilevel[:, -last.shape[1]:], last)
+
+
+def test_multilevel_std_adds_each_maps_standard_deviation_over_positions_after_the_averages():
+    """Its first half is the multi-level vector; its second, the same maps' population standard deviations, computed
+    here from the maps themselves, caught by hooks of our own."""
+    network = BACKBONES["mobilenet_v2"].network(False)
+    images = torch.rand(2, 3, 64, 96)
+    maps = []
+    for block in network.blocks:
+        block.register_forward_hook(lambda _module, _inputs, output: maps.append(output))
+    with torch.inference_mode():
+        multilevel = PooledFeatures(network, "multilevel").eval()(images)
+        maps.clear()
+        with_spread = PooledFeatures(network, "multilevel_std").eval()(images)
+        maps.append(network.final(images))
+    blocks_maps = maps[: len(network.blocks)] + maps[-1:]
+    expected = torch.cat([feature_map.std(dim=(2, 3), correction=0) for feature_map in blocks_maps], dim=1)
+    width = multilevel.shape[1]
+    assert with_spread.shape == (2, 2 * width)
+    torch.testing.assert_close(with_spread[:, :width], multilevel)
+    torch.testing.assert_close(with_spread[:, width:], expected, atol=1e-5, rtol=1e-4)
+    assert (with_spread[:, width:] > 0).any()
+
+
+def test_multilevel_std_of_a_single_position_map_is_zero_not_nan():
+    """A strip so small that the final map is one position: nothing varies, and nothing may be NaN."""
+    pooled = BACKBONES["efficientnet_lite0"].build("multilevel_std", pretrained=False).eval()
+    with torch.inference_mode():
+        embedding = pooled(torch.rand(1, 3, 32, 32))
+    assert torch.isfinite(embedding).all()
+    assert (embedding[0, -1280:] == 0).all()
 
 
 def test_the_whole_photo_reaches_the_model_at_its_aspect_ratio():

