@@ -21,11 +21,10 @@ import dataclasses
 import time
 
 import numpy as np
-import pandas as pd
 
 from keeptrash.analysis.registry import AnalysisContext, degradation, series
 from keeptrash.features.noise_copies import NOISE_LEVELS
-from keeptrash.model.cross_validation import cv_folds, fold_metrics
+from keeptrash.model.cross_validation import fold_scores, paired_difference
 from keeptrash.model.model_inputs import stamp_inputs
 from keeptrash.model.trained import TrainedModel
 from keeptrash.model.training import NOISE_COPY, decision_threshold, fit_classifier, training_inputs
@@ -33,13 +32,6 @@ from keeptrash.params import load_params
 from keeptrash.stages.analyze import analysis_context
 
 STRONGEST = len(NOISE_LEVELS) - 1
-
-
-def cross_validated(context: AnalysisContext, penalty: float) -> pd.DataFrame:
-    params = dataclasses.replace(context.params.train, noise_penalty=penalty)
-    pool = context.table[context.table["split"].isin(("train", "val"))].reset_index(drop=True)
-    folds = cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed)
-    return pd.DataFrame([fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params, context.noise_copies) for fitted, held_out in folds])
 
 
 def trained_model(context: AnalysisContext, penalty: float) -> TrainedModel:
@@ -87,14 +79,14 @@ def main() -> None:
     first = None
     for penalty in args.penalties:
         started = time.perf_counter()
-        folds = cross_validated(context, penalty)
+        folds = fold_scores(context.table, dataclasses.replace(context.params.train, noise_penalty=penalty), context.noise_copies)
         first = folds if first is None else first
-        difference = folds["spearman"] - first["spearman"]
+        difference = paired_difference(folds, first)
         model = trained_model(context, penalty)
         figures = test_figures(context, model)
         print(
             f"| {penalty:g} | {folds['spearman'].mean():.3f} ± {folds['spearman'].std(ddof=1):.3f} | {folds['roc_auc'].mean():.3f} ± {folds['roc_auc'].std(ddof=1):.3f} | "
-            f"{difference.mean():+.4f} ± {difference.std(ddof=1):.4f} ({(difference > 0).sum()}/{len(difference)}) | {validation_copies_below(context, model):.2f} | "
+            f"{difference['mean']:+.4f} ± {difference['sd']:.4f} ({difference['better']}/{difference['folds']}) | {validation_copies_below(context, model):.2f} | "
             f"{figures['original_first']:.2f} | {figures['high_iso_beats_original']:.2f} | {figures['best_of_1_keeps_originals']:.2f} | "
             f"{', '.join(f'{value:.2f}' for value in figures['noise_curve'])} ({time.perf_counter() - started:.0f} s) |",
             flush=True,

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
 from keeptrash.analysis.learning_curve import learning_curve
-from keeptrash.model.cross_validation import cross_validate, cv_folds, cv_rows, fold_metrics
+from keeptrash.model.cross_validation import cross_validate, cv_folds, cv_rows, fold_metrics, fold_scores, paired_difference
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.image_stats import STAT_NAMES
@@ -268,6 +268,19 @@ def test_cross_validation_reports_each_metric_as_mean_and_sd(rated):
     assert cv_folds(rated.loc[rated["split"] != "test", "label"], 4, 2, 0)[0][1].tolist() == cv_folds(
         rated.loc[rated["split"] != "test", "label"], 4, 2, 0
     )[0][1].tolist()  # the same folds for the same seed
+
+
+def test_experiments_are_compared_fold_by_fold_on_the_same_folds(rated):
+    """fold_scores is what cross_validate summarises; a worse recipe (no embedding, so no ridge score to rank by) loses
+    on the very folds the better one was scored on, and an experiment against itself differs by nothing."""
+    params = dataclasses.replace(PARAMS, ridge_score=True, feature_set="stats", cv_folds=4, cv_repeats=2)
+    scores = fold_scores(rated, params)
+    assert len(scores) == 8
+    assert cross_validate(rated, params)["spearman"] == {"mean": round(scores["spearman"].mean(), 4), "sd": round(scores["spearman"].std(ddof=1), 4)}
+    assert paired_difference(scores, fold_scores(rated, params)) == {"mean": 0.0, "sd": 0.0, "better": 0, "folds": 8}
+    blind = rated.assign(**{column: 0.0 for column in rated.columns if column.startswith("cnn_")})
+    worse = paired_difference(fold_scores(blind, params), scores)
+    assert worse["folds"] == 8 and worse["mean"] < 0 and worse["better"] <= 2
 
 
 def test_cross_validation_never_sees_the_test_split(rated):

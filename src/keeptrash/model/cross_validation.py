@@ -84,20 +84,34 @@ def cv_rows(table: pd.DataFrame, params: TrainParams) -> np.ndarray:
     return np.sort(sample)
 
 
-def cross_validate(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None) -> dict:
-    """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns); with
-    train.noise_penalty each fold's model learns from the noisy copies of that fold's training photos alone."""
+def fold_scores(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row of METRICS per held-out fold over the train+val rows of `table` cross-validation uses (cv_rows), in
+    cv_folds' order: two experiments run with the same seed are scored on the same folds, so they can be compared
+    fold by fold (paired_difference). With train.noise_penalty each fold's model learns from the noisy copies of that
+    fold's training photos alone."""
     pool = table.iloc[cv_rows(table, params)].reset_index(drop=True)
-    per_fold = pd.DataFrame(
+    return pd.DataFrame(
         [
             fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params, noise_copies)
             for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed)
         ]
     )
+
+
+def paired_difference(scores: pd.DataFrame, baseline: pd.DataFrame, metric: str = "spearman") -> dict:
+    """An experiment's per-fold `metric` minus the baseline's on the same folds (fold_scores): mean, sd and the folds it is better on."""
+    difference = scores[metric] - baseline[metric]
+    return {"mean": float(difference.mean()), "sd": float(difference.std(ddof=1)), "better": int((difference > 0).sum()), "folds": len(difference)}
+
+
+def cross_validate(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None) -> dict:
+    """The train stage's `cv` metrics over train+val rows of `table` (label, source, score and feature columns): each
+    metric's mean and sd over fold_scores."""
+    per_fold = fold_scores(table, params, noise_copies)
     return {
         "folds": params.cv_folds,
         "repeats": params.cv_repeats,
-        "rows": len(pool),
+        "rows": len(cv_rows(table, params)),
         **{
             name: {"mean": round(float(per_fold[name].mean()), 4), "sd": round(float(per_fold[name].std(ddof=1)), 4)}
             for name in METRICS
