@@ -3,7 +3,8 @@
 Run from the repo root after `dvc repro` (it reads data/labels.parquet and data/manifest.parquet):
     python benchmarks/frontier.py [--large ../shared/data/large] [--speed-photos 24] [--quality-only] [--settings backbone:pooling:resolution ...]
 Per setting: the committed train params' cross-validated Spearman and ROC AUC on train+val (features
-from the shared feature cache, extracted once per setting), then images/s of the whole extraction
+from the shared feature cache, extracted once per setting) and the per-fold Spearman difference from the committed
+feature setting on the same folds (cross-validated as well when it is not among the rows), then images/s of the whole extraction
 (decode, statistics, model; features.workers as committed) on a subsample of AVA-sized photos (the
 demo photos) and of camera-sized photos, each in a fresh process whose largest peak RSS is reported.
 Speed rows run back to back so they share the machine's load; the load average is printed with them.
@@ -21,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from keeptrash import paths
-from keeptrash.model.cross_validation import cross_validate
+from keeptrash.model.cross_validation import fold_scores, paired_difference
 from keeptrash.features.extract import cache_namespace, photo_file
 from keeptrash.features.table import loaded_features, manifest_features, noise_copy_features
 from keeptrash.features.store import FeatureStore, default_cache_root
@@ -38,6 +41,7 @@ SETTINGS = (
     ("efficientnet_lite0", "multilevel", 384),
     ("efficientnet_lite0", "last", 500),
     ("efficientnet_lite0", "multilevel", 500),
+    ("efficientnet_lite0", "multilevel_std", 500),
     ("efficientnet_lite0", "multilevel", 640),
     ("efficientnet_lite1", "multilevel", 500),
     ("efficientnet_lite2", "multilevel", 500),
@@ -47,14 +51,24 @@ AVA_SIZED = Path("data/sample/livec/images")
 MAX_PIXELS = 300_000_000
 
 
-def cv_quality(params, features: FeaturesParams) -> dict:
+def cv_quality(params, features: FeaturesParams) -> pd.DataFrame:
     manifest = read_table(paths.MANIFEST, "download")
     store = FeatureStore(default_cache_root(), cache_namespace(features))
     usable = manifest[manifest["status"] == OK]
     table, _ = manifest_features(usable, features, store, params.download.max_image_pixels)
     noise_copies, _ = noise_copy_features(usable, params.features.noise_copies, features, store, params.download.max_image_pixels)
     joined, _, _ = join_features(read_table(paths.LABELS, "labels"), manifest, table)
-    return cross_validate(joined, params.train, noise_copies)
+    return fold_scores(joined, params.train, noise_copies)
+
+
+def quality_cells(scores: pd.DataFrame, committed: pd.DataFrame) -> str:
+    """CV Spearman, ROC AUC and gap as mean +- sd over the folds, and the paired Spearman difference from the committed setting."""
+    paired = paired_difference(scores, committed)
+    return " | ".join(
+        [f"{scores[name].mean():.3f} ± {scores[name].std(ddof=1):.3f}" for name in ("spearman", "roc_auc")]
+        + [f"{scores['overfitting_gap'].mean():.1f} ± {scores['overfitting_gap'].std(ddof=1):.1f}",
+           f"{paired['mean']:+.3f} ± {paired['sd']:.3f} ({paired['better']}/{paired['folds']})"]
+    )
 
 
 def speed_job(features: FeaturesParams, photos: list[str]) -> dict:
@@ -92,31 +106,29 @@ def main() -> None:
     chosen = [(b, p, int(r)) for b, p, r in (row.split(":") for row in args.settings)] if args.settings else SETTINGS
     settings = [dataclasses.replace(params.features, backbone=b, pooling=p, resolution=r) for b, p, r in chosen]
     quality = {}
-    for features in settings:
+    for features in dict.fromkeys([params.features, *settings]):
         started = time.perf_counter()
         quality[features] = cv_quality(params, features)
         print(f"{features.backbone} {features.pooling} {features.resolution}: CV in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    committed = quality[params.features]
+    quality_columns = "CV Spearman | CV ROC AUC | CV gap (points) | Spearman vs committed, paired (folds better)"
     if args.quality_only:
-        print("| backbone | pooling | resolution | CV Spearman | CV ROC AUC | CV gap (points) |\n|---|---|---|---|---|---|")
+        print(f"| backbone | pooling | resolution | {quality_columns} |\n|---|---|---|---|---|---|---|")
         for features in settings:
-            cv = quality[features]
-            print(f"| {features.backbone} | {features.pooling} | {features.resolution} | {cv['spearman']['mean']:.3f} ± {cv['spearman']['sd']:.3f} | "
-                  f"{cv['roc_auc']['mean']:.3f} ± {cv['roc_auc']['sd']:.3f} | {cv['overfitting_gap']['mean']:.1f} ± {cv['overfitting_gap']['sd']:.1f} |")
+            print(f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed)} |")
         return
     print(f"load average before the speed rows: {os.getloadavg()}", file=sys.stderr)
     speed = {features: (measure_speed(features, ava_sized), measure_speed(features, camera_sized)) for features in settings}
     print(f"load average after the speed rows: {os.getloadavg()}", file=sys.stderr)
-    cv = quality[settings[0]]
-    print(f"CV: {cv['folds']}-fold x {cv['repeats']} on train+val, committed train params; speed: {len(ava_sized)} AVA-sized "
+    print(f"CV: {params.train.cv_folds}-fold x {params.train.cv_repeats} on train+val, committed train params; speed: {len(ava_sized)} AVA-sized "
           f"and {len(camera_sized)} camera-sized photos, workers {params.features.workers or 'auto'}, {os.cpu_count()} cores\n")
-    print("| backbone | pooling | resolution | CV Spearman | CV ROC AUC | img/s AVA-sized | img/s camera-sized | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| backbone | pooling | resolution | {quality_columns} | img/s AVA-sized | img/s camera-sized | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for features in settings:
-        cv, (small, large) = quality[features], speed[features]
+        small, large = speed[features]
         print(
-            f"| {features.backbone} | {features.pooling} | {features.resolution} | {cv['spearman']['mean']:.3f} ± {cv['spearman']['sd']:.3f} | "
-            f"{cv['roc_auc']['mean']:.3f} ± {cv['roc_auc']['sd']:.3f} | {small['images_per_second']:.1f} | {large['images_per_second']:.1f} | "
-            f"{max(small['peak_rss_mb'], large['peak_rss_mb']):.0f} |"
+            f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed)} | "
+            f"{small['images_per_second']:.1f} | {large['images_per_second']:.1f} | {max(small['peak_rss_mb'], large['peak_rss_mb']):.0f} |"
         )
 
 
