@@ -24,7 +24,7 @@ from keeptrash.errors import KeeptrashError
 #   multilevel_std: the multilevel vector followed by the same maps' standard deviations over positions, in the
 #   same order: an average says how much of a pattern a photo holds, the deviation whether it is everywhere
 #   (grain, texture) or in places (a sharp subject on a soft background).
-# Every pooling ends with the final map's columns (its average, then with multilevel_std its deviation).
+# The averages end with the final map's, and so do the deviations: Backbone.final_map_columns relies on it.
 SPREAD_POOLINGS = ("multilevel_std",)
 
 
