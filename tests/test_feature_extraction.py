@@ -269,13 +269,14 @@ def test_each_backbone_and_pooling_gives_its_declared_width(name, pooling):
     assert embedding.shape == (2, BACKBONES[name].dims[pooling])
 
 
-def test_an_ensemble_puts_its_members_features_side_by_side_in_order():
+@pytest.mark.parametrize("pooling", ["multilevel", "multilevel_std"])
+def test_an_ensemble_puts_its_members_features_side_by_side_in_order(pooling):
     ensemble = BACKBONES["efficientnet_lite0_1_2"]
     images = torch.rand(1, 3, 64, 96)
     torch.manual_seed(0)
-    together = ensemble.build("multilevel", pretrained=False).eval()
+    together = ensemble.build(pooling, pretrained=False).eval()
     torch.manual_seed(0)
-    alone = [member.build("multilevel", pretrained=False).eval() for member in ensemble.members]
+    alone = [member.build(pooling, pretrained=False).eval() for member in ensemble.members]
     with torch.inference_mode():
         torch.testing.assert_close(together(images), torch.cat([member(images) for member in alone], dim=1))
 
@@ -288,6 +289,8 @@ def test_columns_pooling_a_final_map_are_named_so_for_single_backbones_and_ensem
     assert ensemble == [False] * 1808 + [True] * 1280 + [False] * 2256 + [True] * 1280 + [False] * 2456 + [True] * 1280
     with_spread = [column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0"], "multilevel_std")]
     assert with_spread == ([False] * 1808 + [True] * 1280) * 2
+    ensemble_spread = [column.endswith("_final") for column in embedding_columns(BACKBONES["efficientnet_lite0_1_2"], "multilevel_std")]
+    assert ensemble_spread == ([False] * 1808 + [True] * 1280) * 2 + ([False] * 2256 + [True] * 1280) * 2 + ([False] * 2456 + [True] * 1280) * 2
     assert len(set(lite0)) == len(lite0) and lite0[0] == "cnn_0000" and lite0[-1] == "cnn_3087_final"
 
 

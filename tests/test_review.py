@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import REPO
 from dvc_repos import build_pipeline_repo, dvc, read_metrics, run, run_queue, set_params, with_its_feature_cache
 
-# Enough photos for a test split of about 40, and features good enough (the default's multi-level pooling, at a
+# Enough photos for a test split of about 40, and features good enough (multi-level pooling, at a
 # lower resolution to stay cheap) that a broken model is told apart from noise.
 PHOTOS = 200
 REVIEW_FEATURES = {"features__pooling": "multilevel", "features__resolution": 384}

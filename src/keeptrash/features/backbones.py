@@ -184,7 +184,7 @@ _SINGLE = (
     Backbone("resnet50", _widths(2048, 15104), IMAGENET_MEAN, IMAGENET_STD, _resnet50),
 )
 BACKBONES = {backbone.name: backbone for backbone in _SINGLE}
-# The three Lite models side by side: the best ranking measured, at about six times Lite0's extraction time
+# The three Lite models side by side: the best ranking measured with average pools, at about six times Lite0's extraction time
 # (docs/experiments.md, "Features").
 BACKBONES["efficientnet_lite0_1_2"] = ensemble(
     "efficientnet_lite0_1_2", BACKBONES["efficientnet_lite0"], BACKBONES["efficientnet_lite1"], BACKBONES["efficientnet_lite2"]
