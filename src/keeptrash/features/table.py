@@ -41,7 +41,8 @@ def loaded_features(
     table = pd.concat(
         [
             pd.DataFrame({"sha256": wanted}),
-            pd.DataFrame(embeddings[rows].astype(np.float32) if rows else None, columns=columns),
+            # float16, as the store holds them: widening would double every later copy of the table for no information.
+            pd.DataFrame(embeddings[rows] if rows else None, columns=columns, dtype=np.float16),
             pd.DataFrame(statistics[rows] if rows else None, columns=list(STAT_NAMES)),
         ],
         axis=1,
