@@ -29,7 +29,7 @@ def test_empty_store_loads_empty(tmp_path):
     (tmp_path / "created-but-empty").mkdir()
     for store in (FeatureStore(tmp_path, "never-written"), FeatureStore(tmp_path, "created-but-empty")):
         index, embeddings, statistics = store.load()
-        assert index == {}
+        assert index == {} and store.digests() == set()
         assert embeddings.shape[0] == 0 and statistics.shape[0] == 0
         assert embeddings.dtype == np.float16 and statistics.dtype == np.float32
 
@@ -44,6 +44,7 @@ def test_two_shards_load_every_digest_once_with_its_rows(tmp_path):
 
     index, embeddings, statistics = store.load()
     assert sorted(index) == sorted(first_digests + second_digests)
+    assert store.digests() == set(first_digests + second_digests)  # what is cached, read without the features
     assert sorted(index.values()) == list(range(5))
     assert embeddings.shape == (5, 16) and embeddings.dtype == np.float16
     assert statistics.shape == (5, N_STATS) and statistics.dtype == np.float32

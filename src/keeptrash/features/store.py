@@ -28,22 +28,42 @@ class FeatureStore:
     def __init__(self, root: Path, namespace: str):
         self.folder = root / namespace
 
-    def load(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-        """(sha256 -> row, embeddings float16, statistics float32) over every shard written so far."""
+    def _shard_digests(self) -> tuple[list[Path], list[np.ndarray]]:
         shards = sorted(self.folder.glob("shard-*.npz"))
-        if not shards:
-            return {}, np.zeros((0, 0), np.float16), np.zeros((0, 0), np.float32)
-        digests, embeddings, statistics = [], [], []
+        digests = []
         for shard in shards:
             with np.load(shard) as arrays:
                 digests.append(arrays["sha256"])
-                embeddings.append(arrays["embedding"])
-                statistics.append(arrays["statistics"])
+        return shards, digests
+
+    def digests(self) -> set[str]:
+        """The sha256 of every photo in the store, without reading its features."""
+        return {str(digest) for shard_digests in self._shard_digests()[1] for digest in shard_digests}
+
+    def load(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """(sha256 -> row, embeddings float16, statistics float32) over every shard written so far.
+
+        The rows are copied once, shard by shard, into arrays of the final size: at AVA scale the embeddings are
+        gigabytes, and a list of the shards' arrays concatenated would hold them twice."""
+        shards, digests = self._shard_digests()
+        if not shards:
+            return {}, np.zeros((0, 0), np.float16), np.zeros((0, 0), np.float32)
+        with np.load(shards[0]) as arrays:
+            embeddings = np.empty((sum(map(len, digests)), arrays["embedding"].shape[1]), np.float16)
+            statistics = np.empty((len(embeddings), arrays["statistics"].shape[1]), np.float32)
+        start = 0
+        for shard, shard_digests in zip(shards, digests):
+            with np.load(shard) as arrays:
+                embeddings[start : start + len(shard_digests)] = arrays["embedding"]
+                statistics[start : start + len(shard_digests)] = arrays["statistics"]
+            start += len(shard_digests)
         all_digests = np.concatenate(digests)
         # Two runs racing on one photo may both write it; keep one copy so rows stay aligned.
         keep = np.sort(np.unique(all_digests, return_index=True)[1])
         index = {str(digest): row for row, digest in enumerate(all_digests[keep])}
-        return index, np.concatenate(embeddings)[keep], np.concatenate(statistics)[keep]
+        if len(keep) < len(all_digests):
+            embeddings, statistics = embeddings[keep], statistics[keep]
+        return index, embeddings, statistics
 
     def append(self, digests: list[str], embeddings: np.ndarray, statistics: np.ndarray) -> None:
         shard = self.folder / f"shard-{uuid.uuid4().hex}.npz"

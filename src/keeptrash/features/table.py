@@ -29,12 +29,10 @@ def loaded_features(
 
     Photos whose key is already in the cache are not loaded at all.
     """
+    cached = store.digests()
+    todo = {key: loader for key, loader in loaders.items() if key not in cached}
+    failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels) if todo else {}
     index, embeddings, statistics = store.load()
-    todo = {key: loader for key, loader in loaders.items() if key not in index}
-    failures = {}
-    if todo:
-        failures = compute_missing(list(todo.values()), list(todo), params, store, max_pixels)
-        index, embeddings, statistics = store.load()
     wanted = [key for key in loaders if key in index]
     columns = embedding_columns(BACKBONES[params.backbone], params.pooling)
     rows = [index[key] for key in wanted]
@@ -42,7 +40,8 @@ def loaded_features(
         [
             pd.DataFrame({"sha256": wanted}),
             # float16, as the store holds them: widening would double every later copy of the table for no information.
-            pd.DataFrame(embeddings[rows] if rows else None, columns=columns, dtype=np.float16),
+            # The gathered rows are a new array already; the frame takes it as it is rather than copying it again.
+            pd.DataFrame(embeddings[rows] if rows else None, columns=columns, dtype=np.float16, copy=False),
             pd.DataFrame(statistics[rows] if rows else None, columns=list(STAT_NAMES)),
         ],
         axis=1,
