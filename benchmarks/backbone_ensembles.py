@@ -6,7 +6,7 @@ from the feature cache, extracted first where missing, at the committed pooling 
     python benchmarks/backbone_ensembles.py
 Per row: the ridge score (the train stage's RidgeScore on the standardised embedding, target train.target_scale)
 cross-validated on train+val with the train stage's folds (train.cv_folds x train.cv_repeats, same seed), ROC AUC
-and Spearman within each source as mean +- sd, and the paired per-fold difference from the first row.
+and Spearman within each source as mean +- sd, and the paired per-fold difference from the first row with the corrected resampled t-test's p.
 """
 
 import dataclasses
@@ -22,7 +22,7 @@ from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.features.table import manifest_features
 from keeptrash.images import OK
 from keeptrash.io import read_table
-from keeptrash.model.cross_validation import cv_folds
+from keeptrash.model.cross_validation import cv_folds, paired_difference
 from keeptrash.model.model_inputs import EMBEDDING_PREFIX, RidgeScore, score_target
 from keeptrash.params import load_params
 
@@ -52,21 +52,20 @@ def main() -> None:
     embeddings = {backbone: embedding(params, backbone, pool) for backbone in sorted({name for row in ENSEMBLES for name in row})}
     print(f"{params.features.pooling} at {params.features.resolution} px; ridge score alone, target {params.train.target_scale}; "
           f"{params.train.cv_folds}-fold x {params.train.cv_repeats} on {len(pool)} train+val photos\n")
-    print("| backbones | CV Spearman | CV ROC AUC | paired Spearman vs first row (folds better) | paired ROC AUC (folds better) |\n|---|---|---|---|---|")
+    print("| backbones | CV Spearman | CV ROC AUC | paired Spearman vs first row (folds better, corrected p) | paired ROC AUC (folds better, corrected p) |\n|---|---|---|---|---|")
     first = None
     for row in ENSEMBLES:
         inputs = np.hstack([embeddings[backbone] for backbone in row])
-        spearman, auc = [], []
+        scores = []
         for fitted, held_out in folds:
             ridge, _ = RidgeScore.fit(inputs[fitted], score_target(pool.iloc[fitted], params.train.target_scale))
             score = ridge.apply(inputs[held_out])
-            spearman.append(spearman_within_sources(score, pool.iloc[held_out].reset_index(drop=True)))
-            auc.append(roc_auc_score(keep[held_out], score))
-        spearman, auc = np.array(spearman), np.array(auc)
-        first = first or (spearman, auc)
-        paired = [values - base for values, base in zip((spearman, auc), first)]
-        print(f"| {' + '.join(row)} | {spearman.mean():.3f} ± {spearman.std(ddof=1):.3f} | {auc.mean():.3f} ± {auc.std(ddof=1):.3f} | "
-              + " | ".join(f"{difference.mean():+.4f} ± {difference.std(ddof=1):.4f} ({(difference > 0).sum()}/{len(difference)})" for difference in paired)
+            scores.append({"spearman": spearman_within_sources(score, pool.iloc[held_out].reset_index(drop=True)), "roc_auc": roc_auc_score(keep[held_out], score)})
+        scores = pd.DataFrame(scores)
+        first = scores if first is None else first
+        paired = [paired_difference(scores, first, params.train.cv_folds, metric) for metric in ("spearman", "roc_auc")]
+        print(f"| {' + '.join(row)} | {scores['spearman'].mean():.3f} ± {scores['spearman'].std(ddof=1):.3f} | {scores['roc_auc'].mean():.3f} ± {scores['roc_auc'].std(ddof=1):.3f} | "
+              + " | ".join(f"{difference['mean']:+.4f} ± {difference['sd']:.4f} ({difference['better']}/{difference['folds']}, p {difference['p']:.2f})" for difference in paired)
               + " |", flush=True)
 
 

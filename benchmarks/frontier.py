@@ -4,7 +4,7 @@ Run from the repo root after `dvc repro` (it reads data/labels.parquet and data/
     python benchmarks/frontier.py [--large ../shared/data/large] [--speed-photos 24] [--quality-only] [--settings backbone:pooling:resolution ...]
 Per setting: the committed train params' cross-validated Spearman and ROC AUC on train+val (features
 from the shared feature cache, extracted once per setting) and the per-fold Spearman difference from the committed
-feature setting on the same folds (cross-validated as well when it is not among the rows), then images/s of the whole extraction
+feature setting on the same folds with the corrected resampled t-test's p (cross-validated as well when it is not among the rows), then images/s of the whole extraction
 (decode, statistics, model; features.workers as committed) on a subsample of AVA-sized photos (the
 demo photos) and of camera-sized photos, each in a fresh process whose largest peak RSS is reported.
 Speed rows run back to back so they share the machine's load; the load average is printed with them.
@@ -61,13 +61,14 @@ def cv_quality(params, features: FeaturesParams) -> pd.DataFrame:
     return fold_scores(joined, params.train, noise_copies)
 
 
-def quality_cells(scores: pd.DataFrame, committed: pd.DataFrame) -> str:
-    """CV Spearman, ROC AUC and gap as mean +- sd over the folds, and the paired Spearman difference from the committed setting."""
-    paired = paired_difference(scores, committed)
+def quality_cells(scores: pd.DataFrame, committed: pd.DataFrame, cv_folds: int) -> str:
+    """CV Spearman, ROC AUC and gap as mean +- sd over the folds, and the paired Spearman difference from the committed setting
+    with its corrected p."""
+    paired = paired_difference(scores, committed, cv_folds)
     return " | ".join(
         [f"{scores[name].mean():.3f} ± {scores[name].std(ddof=1):.3f}" for name in ("spearman", "roc_auc")]
         + [f"{scores['overfitting_gap'].mean():.1f} ± {scores['overfitting_gap'].std(ddof=1):.1f}",
-           f"{paired['mean']:+.3f} ± {paired['sd']:.3f} ({paired['better']}/{paired['folds']})"]
+           f"{paired['mean']:+.3f} ± {paired['sd']:.3f} ({paired['better']}/{paired['folds']}, p {paired['p']:.2f})"]
     )
 
 
@@ -111,11 +112,11 @@ def main() -> None:
         quality[features] = cv_quality(params, features)
         print(f"{features.backbone} {features.pooling} {features.resolution}: CV in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     committed = quality[params.features]
-    quality_columns = "CV Spearman | CV ROC AUC | CV gap (points) | Spearman vs committed, paired (folds better)"
+    quality_columns = "CV Spearman | CV ROC AUC | CV gap (points) | Spearman vs committed, paired (folds better, corrected p)"
     if args.quality_only:
         print(f"| backbone | pooling | resolution | {quality_columns} |\n|---|---|---|---|---|---|---|")
         for features in settings:
-            print(f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed)} |")
+            print(f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed, params.train.cv_folds)} |")
         return
     print(f"load average before the speed rows: {os.getloadavg()}", file=sys.stderr)
     speed = {features: (measure_speed(features, ava_sized), measure_speed(features, camera_sized)) for features in settings}
@@ -127,7 +128,7 @@ def main() -> None:
     for features in settings:
         small, large = speed[features]
         print(
-            f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed)} | "
+            f"| {features.backbone} | {features.pooling} | {features.resolution} | {quality_cells(quality[features], committed, params.train.cv_folds)} | "
             f"{small['images_per_second']:.1f} | {large['images_per_second']:.1f} | {max(small['peak_rss_mb'], large['peak_rss_mb']):.0f} |"
         )
 

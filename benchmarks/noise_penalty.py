@@ -9,7 +9,7 @@ models/model.cbm's feature settings):
 chooses them), to measure how many a default needs. Per penalty (the committed params otherwise):
 - cross-validation on train+val with the train stage's folds (train.cv_folds x train.cv_repeats, same seed), each fold's
   model learning from the copies of its own training photos only: Spearman and ROC AUC mean +- sd, and the paired
-  per-fold Spearman difference from the first penalty;
+  per-fold Spearman difference from the first penalty with the corrected resampled t-test's p;
 - fitted on the train split as the train stage does (threshold from val): on the validation photos, the share whose
   strong noisy copy (features.noise_copies) scores below the photo, a check that needs no test photo;
 - the analyze stage's own series and noise degradation on the test photos, whose noise is not the copies' kind
@@ -73,7 +73,7 @@ def main() -> None:
         photos = context.manifest.set_index("key").loc[context.noise_copies["key"].unique(), "sha256"].sort_values().index[: args.photos]
         context = dataclasses.replace(context, noise_copies=context.noise_copies[context.noise_copies["key"].isin(set(photos))])
     print(f"{len(context.noise_copies)} noisy copies; train.objective {context.params.train.objective}, target {context.params.train.target_scale}\n")
-    print("| noise_penalty | CV Spearman | CV ROC AUC | paired Spearman vs first (folds better) | val: strong copy below photo | "
+    print("| noise_penalty | CV Spearman | CV ROC AUC | paired Spearman vs first (folds better, corrected p) | val: strong copy below photo | "
           "test series: original first | high-ISO beats original | best-of-1 keeps originals | test noise curve (sigma 0/8/16/32/64) |")
     print("|---|---|---|---|---|---|---|---|---|")
     first = None
@@ -81,12 +81,12 @@ def main() -> None:
         started = time.perf_counter()
         folds = fold_scores(context.table, dataclasses.replace(context.params.train, noise_penalty=penalty), context.noise_copies)
         first = folds if first is None else first
-        difference = paired_difference(folds, first)
+        difference = paired_difference(folds, first, context.params.train.cv_folds)
         model = trained_model(context, penalty)
         figures = test_figures(context, model)
         print(
             f"| {penalty:g} | {folds['spearman'].mean():.3f} ± {folds['spearman'].std(ddof=1):.3f} | {folds['roc_auc'].mean():.3f} ± {folds['roc_auc'].std(ddof=1):.3f} | "
-            f"{difference['mean']:+.4f} ± {difference['sd']:.4f} ({difference['better']}/{difference['folds']}) | {validation_copies_below(context, model):.2f} | "
+            f"{difference['mean']:+.4f} ± {difference['sd']:.4f} ({difference['better']}/{difference['folds']}, p {difference['p']:.2f}) | {validation_copies_below(context, model):.2f} | "
             f"{figures['original_first']:.2f} | {figures['high_iso_beats_original']:.2f} | {figures['best_of_1_keeps_originals']:.2f} | "
             f"{', '.join(f'{value:.2f}' for value in figures['noise_curve'])} ({time.perf_counter() - started:.0f} s) |",
             flush=True,

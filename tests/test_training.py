@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
+from scipy import stats
 from scipy.stats import spearmanr
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
@@ -277,10 +278,23 @@ def test_experiments_are_compared_fold_by_fold_on_the_same_folds(rated):
     scores = fold_scores(rated, params)
     assert len(scores) == 8
     assert cross_validate(rated, params)["spearman"] == {"mean": round(scores["spearman"].mean(), 4), "sd": round(scores["spearman"].std(ddof=1), 4)}
-    assert paired_difference(scores, fold_scores(rated, params)) == {"mean": 0.0, "sd": 0.0, "better": 0, "folds": 8}
+    assert paired_difference(scores, fold_scores(rated, params), cv_folds=4) == {"mean": 0.0, "sd": 0.0, "better": 0, "folds": 8, "p": 1.0}
     blind = rated.assign(**{column: 0.0 for column in rated.columns if column.startswith("cnn_")})
-    worse = paired_difference(fold_scores(blind, params), scores)
+    worse = paired_difference(fold_scores(blind, params), scores, cv_folds=4)
     assert worse["folds"] == 8 and worse["mean"] < 0 and worse["better"] <= 2
+
+
+def test_paired_difference_corrects_for_folds_sharing_their_training_rows():
+    """Nadeau and Bengio's corrected t: the variance of the mean difference over k x r folds is sd^2 (1 / (k r) + 1 / (k - 1)),
+    not sd^2 / (k r), so a difference a plain paired t-test calls significant can be within noise."""
+    baseline = pd.DataFrame({"spearman": np.full(15, 0.80)})
+    experiment = baseline.assign(spearman=baseline["spearman"] + [0.03, -0.01, 0.02, 0.01, 0.00, 0.02, -0.02, 0.03, 0.01, 0.02, 0.00, 0.01, 0.02, -0.01, 0.02])
+    plain_p = stats.ttest_rel(experiment["spearman"], baseline["spearman"]).pvalue
+    corrected = paired_difference(experiment, baseline, cv_folds=5)
+    sd = np.std(experiment["spearman"] - baseline["spearman"], ddof=1)
+    assert corrected["p"] == pytest.approx(2 * stats.t.sf(corrected["mean"] / (sd * np.sqrt(1 / 15 + 1 / 4)), df=14))
+    assert plain_p < 0.05 < corrected["p"]
+    assert paired_difference(experiment, experiment - 0.01, cv_folds=5)["p"] < 1e-6  # the same gain on every fold
 
 
 def test_cross_validation_never_sees_the_test_split(rated):

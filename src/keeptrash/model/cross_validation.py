@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
 from keeptrash.errors import KeeptrashError
@@ -98,10 +99,21 @@ def fold_scores(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataF
     )
 
 
-def paired_difference(scores: pd.DataFrame, baseline: pd.DataFrame, metric: str = "spearman") -> dict:
-    """An experiment's per-fold `metric` minus the baseline's on the same folds (fold_scores): mean, sd and the folds it is better on."""
+def paired_difference(scores: pd.DataFrame, baseline: pd.DataFrame, cv_folds: int, metric: str = "spearman") -> dict:
+    """An experiment's per-fold `metric` minus the baseline's on the same folds (fold_scores, cv_folds folds a repeat):
+    mean, sd, the folds it is better on, and the two-sided p of the corrected resampled t-test (Nadeau and Bengio 2003).
+
+    The folds of repeated k-fold share most of their training rows, so their differences are not independent and a
+    plain t-test over them finds differences that are not there; the correction widens the variance by the held-out
+    rows' share of the training rows, 1 / (k - 1) (Bouckaert and Frank 2004)."""
     difference = scores[metric] - baseline[metric]
-    return {"mean": float(difference.mean()), "sd": float(difference.std(ddof=1)), "better": int((difference > 0).sum()), "folds": len(difference)}
+    mean, sd, count = float(difference.mean()), float(difference.std(ddof=1)), len(difference)
+    corrected_se = sd * np.sqrt(1 / count + 1 / (cv_folds - 1))
+    if corrected_se == 0:
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(mean) / corrected_se, df=count - 1))
+    return {"mean": mean, "sd": sd, "better": int((difference > 0).sum()), "folds": count, "p": p}
 
 
 def cross_validate(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataFrame | None = None) -> dict:
