@@ -75,7 +75,7 @@ class Projection:
 
 
 def _ridge_inputs(table: pd.DataFrame) -> pd.DataFrame:
-    """The embedding columns as they are (float32): the ridge reads them a chunk of rows at a time."""
+    """The embedding columns as they are (float16, as the feature store holds them): the ridge reads them a chunk of rows at a time."""
     return table[_embedding_columns(table)]
 
 

@@ -1,6 +1,6 @@
 """Ridge regression with an unpenalised intercept on standardised inputs, fitted in memory that does not grow with rows.
 
-The inputs (the float32 embedding, n x p with p = 6,176 for the default features) are read in row chunks, each turned into float64 only
+The inputs (the float16 embedding, n x p with p = 6,176 for the default features) are read in row chunks, each turned into float64 only
 while it is used: the fit keeps the column moments, the p x p Gram matrix and one eigendecomposition of it, shared
 by every ridge strength (with fewer rows than columns, of the smaller n x n Gram matrix instead). Each row's exact leave-one-out prediction comes from the hat matrix's diagonal,
 h_ii = 1/n + sum_j t_ij^2 / (s_j + alpha), where t_i are the centred row's coordinates in the Gram matrix's
