@@ -8,7 +8,8 @@ from PIL import Image
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
-from keeptrash.analysis.baselines import PROBE_C_GRID, baseline_metrics, fit_probe
+from keeptrash.analysis.baselines import PROBE_C_GRID, as_float32, baseline_metrics, fit_probe
+from keeptrash.model.ridge import CHUNK_ROWS
 from keeptrash.analysis.calibration import calibration, confident_mistakes, probability_histogram
 from keeptrash.analysis.categories import as_metrics, per_category
 from keeptrash.analysis.degradation import (
@@ -187,6 +188,20 @@ def test_probe_strength_is_chosen_on_validation(splits):
     for strength in PROBE_C_GRID:
         other = fit_probe(train, val, columns, seed=0).set_params(logisticregression__C=strength).fit(train[columns], train["label"])
         assert roc_auc_score(val["label"], other.predict_proba(val[columns])[:, 1]) <= chosen_auc + 1e-12
+
+
+def test_probe_inputs_are_the_frames_values_in_float32_rows_first():
+    """Across chunk boundaries and mixed column types (a float16 embedding beside float32 statistics), exactly what pandas
+    would give, laid out row by row as the logistic regression reads it."""
+    rng = np.random.default_rng(4)
+    rows = 2 * CHUNK_ROWS + 5
+    frame = pd.concat(
+        [pd.DataFrame(rng.normal(size=(rows, 6)).astype(np.float16), columns=[f"cnn_{i}" for i in range(6)]),
+         pd.DataFrame(rng.normal(size=(rows, 2)).astype(np.float32), columns=["noise", "sharpness"])], axis=1,
+    )
+    values = as_float32(frame)
+    assert values.dtype == np.float32 and values.flags.c_contiguous
+    np.testing.assert_array_equal(values, frame.to_numpy(np.float32))
 
 
 # --- pairs --------------------------------------------------------------------------------------
