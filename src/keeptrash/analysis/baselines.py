@@ -46,7 +46,11 @@ def fit_probe(train: pd.DataFrame, val: pd.DataFrame, columns: list[str], seed: 
     The probe works in float32 (the embedding holds float16 values to begin with), and the training rows are converted
     and standardised once, in place, for every strength: at AVA scale each copy of them is gigabytes."""
     to_float32, scaler = FunctionTransformer(as_float32), StandardScaler(copy=False)
-    inputs = scaler.fit_transform(to_float32.fit_transform(train[columns]))
+    inputs = to_float32.fit_transform(train[columns])
+    # Fitted a chunk at a time: in one go the scaler would accumulate a float64 copy of all the rows.
+    for start in range(0, len(inputs), CHUNK_ROWS):
+        scaler.partial_fit(inputs[start : start + CHUNK_ROWS])
+    inputs = scaler.transform(inputs)
     val_inputs = scaler.transform(to_float32.transform(val[columns]))
     best, best_auc = None, -np.inf
     for strength in PROBE_C_GRID:
