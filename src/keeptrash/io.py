@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow
 
 from keeptrash.errors import KeeptrashError
 
@@ -58,4 +59,8 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 def read_table(path: Path, produced_by: str) -> pd.DataFrame:
     if not path.is_file():
         raise KeeptrashError(f"{path}: not found; run the '{produced_by}' stage first (dvc repro)")
-    return pd.read_parquet(path)
+    table = pd.read_parquet(path)
+    # Arrow's allocator keeps the memory of the columns it just converted for its own reuse; no later step reads
+    # Parquet, so it goes back to the system (at AVA scale, gigabytes the next steps' arrays would otherwise add to).
+    pyarrow.default_memory_pool().release_unused()
+    return table
