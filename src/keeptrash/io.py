@@ -60,7 +60,7 @@ def read_table(path: Path, produced_by: str) -> pd.DataFrame:
     if not path.is_file():
         raise KeeptrashError(f"{path}: not found; run the '{produced_by}' stage first (dvc repro)")
     table = pd.read_parquet(path)
-    # Arrow's allocator keeps the memory of the columns it just converted for its own reuse; no later step reads
-    # Parquet, so it goes back to the system (at AVA scale, gigabytes the next steps' arrays would otherwise add to).
+    # Arrow's allocator keeps the memory of the columns it has just converted to pandas for its own reuse, where
+    # numpy cannot reach it: it goes back to the system (at AVA scale, gigabytes the next steps' arrays would add to).
     pyarrow.default_memory_pool().release_unused()
     return table

@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from keeptrash.benchmark.evaluation import classification_metrics, rank_correlation
-from keeptrash.model.ridge import CHUNK_ROWS
+from keeptrash.model.ridge import CHUNK_ROWS, row_chunks
 from keeptrash.model.training import choose_threshold
 
 # Classic no-reference quality cues, each a score where higher should mean "keep".
@@ -35,8 +35,8 @@ def as_float32(rows: pd.DataFrame) -> np.ndarray:
     """A frame's values as one C-ordered float32 array, converted a chunk of rows at a time: pandas would build the
     float16 embedding's float32 copy and then the array, each as large as the result."""
     values = np.empty(rows.shape, np.float32)
-    for start in range(0, len(rows), CHUNK_ROWS):
-        values[start : start + CHUNK_ROWS] = rows.iloc[start : start + CHUNK_ROWS].to_numpy(np.float32)
+    for part, chunk in row_chunks(rows, CHUNK_ROWS, np.float32):
+        values[part] = chunk
     return values
 
 

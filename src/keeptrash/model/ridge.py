@@ -21,12 +21,12 @@ CHUNK_ROWS = 4096
 Inputs = np.ndarray | pd.DataFrame
 
 
-def row_chunks(inputs: Inputs, chunk_rows: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """Consecutive row chunks of `inputs` (an array, or a frame of numeric columns) as float64 arrays, with their rows."""
+def row_chunks(inputs: Inputs, chunk_rows: int, dtype: type = np.float64) -> Iterator[tuple[slice, np.ndarray]]:
+    """Consecutive row chunks of `inputs` (an array, or a frame of numeric columns) as arrays of `dtype`, with their rows."""
     for start in range(0, len(inputs), chunk_rows):
         rows = slice(start, min(start + chunk_rows, len(inputs)))
         chunk = inputs[rows] if isinstance(inputs, np.ndarray) else inputs.iloc[rows]
-        yield rows, np.asarray(chunk, dtype=np.float64)
+        yield rows, np.asarray(chunk, dtype=dtype)
 
 
 def standardised(chunk: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
