@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,22 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if temp is not None:
             temp.unlink(missing_ok=True)
+
+
+# A spreadsheet runs a cell that starts like a formula (OWASP, "CSV Injection"); leading quotes are counted so
+# that spreadsheet_text undoes spreadsheet_safe exactly, whatever the cell held.
+_FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
+_NEUTRALISED = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as a spreadsheet shows it as text: a formula-like start gets a leading single quote."""
+    return "'" + cell if _FORMULA_START.match(cell) else cell
+
+
+def spreadsheet_text(cell: str) -> str:
+    """The cell spreadsheet_safe was given back (for reading our own CSVs)."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
 
 
 def write_json(path: Path, value: Any) -> None:
