@@ -22,17 +22,10 @@ from PIL import Image
 
 from conftest import LIVEC_IMAGES, tiny_filesystem, train_livec_model
 from keeptrash.images import file_digest
-from keeptrash.cull.sorting import (
-    PARTIAL_SUFFIX,
-    SortRefused,
-    UndoJournal,
-    candidate_paths,
-    exclusive_folders,
-    read_journal,
-    remove_stale_partials,
-    sort_photo,
-    undo_moves,
-)
+from keeptrash.cull import KEEP, TRASH, SortRefused
+from keeptrash.cull.journal import UndoJournal, read_journal
+from keeptrash.cull.safe_write import PARTIAL_SUFFIX, candidate_paths, exclusive_folders, remove_stale_partials
+from keeptrash.cull.sorting import sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError
 from keeptrash.features.store import CACHE_ENV
 
@@ -1002,7 +995,7 @@ def test_a_partial_copy_a_killed_run_left_is_resumed_and_only_keeptrash_temporar
     assert (keep / source.name).stat().st_ino == resumed_inode, "the partial copy was not resumed"
     assert_intact({keep / source.name: digest, source: digest})
     assert not partial.exists()
-    remove_stale_partials(out)
+    remove_stale_partials(out / KEEP, out / TRASH)
     assert not stale.exists()
     assert {path: path.read_bytes() for path in strangers} == strangers
 

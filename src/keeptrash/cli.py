@@ -13,19 +13,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from keeptrash import paths
-from keeptrash.cull import KEEP, TRASH, review_page
+from keeptrash.cull import KEEP, TRASH, SortRefused, review_page
 from keeptrash.cull.contact_sheet import printable, render_contact_sheet
+from keeptrash.cull.journal import new_journal
 from keeptrash.cull.ordering import ORDERS, uncertain_first
+from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
-from keeptrash.cull.sorting import (
-    MODES,
-    SortRefused,
-    exclusive_folders,
-    new_journal,
-    remove_stale_partials,
-    sort_photo,
-    undo_moves,
-)
+from keeptrash.cull.sorting import MODES, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import atomic_write, write_csv
@@ -170,7 +164,7 @@ def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Pat
     finally:
         if journal:
             journal.close()
-    remove_stale_partials(out)
+    remove_stale_partials(out / KEEP, out / TRASH)
     if journal and journal.moves == 0:
         journal.path.unlink()  # nothing was moved: an empty journal would only confuse
         return None

@@ -2,3 +2,8 @@
 
 # The decisions, which are also the names of the folders photos are sorted into.
 KEEP, TRASH = "keep", "trash"
+
+
+class SortRefused(Exception):
+    """This photo is not sorted, for the reason given; the run goes on with the others."""
+
