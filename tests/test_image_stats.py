@@ -100,10 +100,10 @@ def test_added_noise_shows_in_noise_not_in_sharpness(rgb):
 # --- open_photo: EXIF orientation --------------------------------------------------------------
 
 
-def save_with_orientation(source: Image.Image, path, orientation: int) -> None:
+def save_with_orientation(source: Image.Image, path, orientation: int, **options) -> None:
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
-    source.save(path, exif=exif, quality=95)
+    source.save(path, exif=exif, **(options or {"quality": 95}))
 
 
 @pytest.fixture
@@ -167,6 +167,43 @@ def test_open_photo_feeds_statistics_with_upright_size(tmp_path, landscape):
     # Orientation does not change what the photo looks like statistically.
     upright = stats(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     assert values["exposure"] == pytest.approx(upright["exposure"], abs=0.01)
+
+
+# How a photo stored with EXIF orientation n is turned upright (ImageOps.exif_transpose's table), and its inverse,
+# which makes the stored pixels of an upright photo.
+UPRIGHT_FROM_STORED = {
+    1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+STORED_FROM_UPRIGHT = {**UPRIGHT_FROM_STORED, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+# Each format with its own place for EXIF (JPEG APP1, PNG eXIf, WebP EXIF chunk, TIFF's first directory);
+# all but JPEG lossless, so their stored pixels are exactly the ones written.
+ORIENTED_FORMATS = {"jpg": {"quality": 95}, "png": {}, "webp": {"lossless": True}, "tif": {"compression": "tiff_lzw"}}
+
+
+def turned(image: Image.Image, method) -> Image.Image:
+    return image if method is None else image.transpose(method)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", ORIENTED_FORMATS)
+def test_every_orientation_in_every_format_gives_the_statistics_of_the_upright_photo(tmp_path, landscape, suffix, orientation):
+    """Issue 26: a TIFF with orientation 5-8 came out with width and height swapped twice (Pillow's TIFF plugin already
+    reports it upright), so its size statistics differed from the same photo as PNG."""
+    path = tmp_path / f"stored.{suffix}"
+    save_with_orientation(turned(landscape, STORED_FROM_UPRIGHT[orientation]), path, orientation, **ORIENTED_FORMATS[suffix])
+    if suffix == "jpg":  # lossy: what was stored is what the file decodes to, before its orientation is applied
+        with Image.open(path) as stored:
+            upright = turned(stored.convert("RGB"), UPRIGHT_FROM_STORED[orientation])
+    else:
+        upright = landscape
+    control = tmp_path / "upright.png"
+    upright.save(control)
+    image, size = open_photo(path, decode_side=512)
+    control_image, control_size = open_photo(control, decode_side=512)
+    assert size == control_size == (400, 250)
+    np.testing.assert_array_equal(np.asarray(image), np.asarray(control_image))
+    np.testing.assert_array_equal(image_statistics(image, size), image_statistics(control_image, control_size))
 
 
 # --- central_band: extreme panoramas --------------------------------------------------------------

@@ -205,10 +205,14 @@ def open_photo(path: Path, decode_side: int, long_side: int = 0) -> tuple[Image.
     header of the same open file, so nothing is decoded twice.
     """
     with Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(_ORIENTATION_TAG) in _TRANSPOSING_ORIENTATIONS:
-            width, height = height, width
+        size = image.size
         short, long = decode_side, max(decode_side, long_side)
         # draft() takes the size in stored orientation; long and short sides are the same either way.
         image.draft("RGB", (long, short) if image.width >= image.height else (short, long))
-        return _to_rgb(ImageOps.exif_transpose(image)), (width, height)
+        # Pillow's TIFF plugin reports the upright size from the start and turns the pixels upright while loading,
+        # dropping the tag; other formats leave that to exif_transpose. So the size turns with the orientation
+        # still pending once the pixels are loaded, the one exif_transpose applies to them.
+        image.load()
+        if image.getexif().get(_ORIENTATION_TAG) in _TRANSPOSING_ORIENTATIONS:
+            size = size[::-1]
+        return _to_rgb(ImageOps.exif_transpose(image)), size
