@@ -317,3 +317,78 @@ def test_changed_settings_are_checked_by_their_declarations(changes, expected):
     with pytest.raises(KeeptrashError) as error:
         replaced_settings(features, changes, "keeptrash cull")
     assert str(error.value) == expected
+
+
+# --- issue 26: a misspelt or repeated name in params.yaml -------------------------------------------------------
+
+
+def line_of(text: str, line: str) -> int:
+    return text.splitlines().index(line) + 1
+
+
+SHIPPED_TEXT = PARAMS_YAML.read_text(encoding="utf-8")
+DEPTH_LINE, GROUPING_LINE = line_of(SHIPPED_TEXT, "  depth: 2"), line_of(SHIPPED_TEXT, "grouping:")
+TRAIN_KEYS = "iterations, depth, learning_rate, l2_leaf_reg, rsm, bootstrap_type, subsample, feature_set, pca_components, ridge_score, "
+# Each: (text in the shipped params.yaml, what replaces it, the one line after `params.yaml: `).
+MISSPELT_OR_REPEATED = [
+    ("\n  depth: 2\n", "\n  depth: 2\n  dept: 4\n", "unknown key train.dept; did you mean train.depth?"),
+    ("\n  learning_rate: 0.03\n", "\n  learnig_rate: 0.5\n", "unknown key train.learnig_rate; did you mean train.learning_rate?"),
+    ("\ntrain:\n", "\ntrian:\n  depth: 4\ntrain:\n", "unknown section trian; did you mean train?"),
+    ("\ntrain:\n", "\ntrain:\n  cats: 1\n", f"unknown key train.cats; known keys: {TRAIN_KEYS}"),
+    ("\ntrain:\n", "\nyes: 1\ntrain:\n", "unknown section True; known sections: metadata, labels, download, features, train, analyze, grouping"),
+    ("\n  depth: 2\n", "\n  depth: 2\n  depth: 4\n", f"train.depth is written twice (lines {DEPTH_LINE} and {DEPTH_LINE + 1}); keep one"),
+    ("\ngrouping:\n", "\ngrouping: {}\ngrouping:\n", f"grouping is written twice (lines {GROUPING_LINE} and {GROUPING_LINE + 1}); keep one"),
+    ("\n    - data/ava/AVA_partial.txt\n", "\n    - {a: 1, a: 2}\n", "metadata.votes_files.0.a is written twice (lines 7 and 7); keep one"),
+]
+
+
+def edited_params(folder: Path, shipped: str, edited: str) -> Path:
+    assert SHIPPED_TEXT.count(shipped) == 1
+    path = folder / "params.yaml"
+    path.write_text(SHIPPED_TEXT.replace(shipped, edited), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shipped, edited, expected", MISSPELT_OR_REPEATED, ids=lambda value: str(value).strip()[:30])
+def test_a_misspelt_or_repeated_name_fails_the_stage_in_one_line_naming_it(tmp_path, shipped, edited, expected):
+    """Issue 26: PyYAML kept the last of a repeated key and the stages ignored unknown ones, running with the defaults."""
+    edited_params(tmp_path, shipped, edited)
+    result = run_metadata_stage(tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.splitlines()
+    assert len(message) == 1 and message[0].startswith(f"keeptrash: error: params.yaml: {expected}"), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_merge_key_may_be_overridden_and_is_not_a_repeated_key(tmp_path):
+    path = edited_params(tmp_path, "\ntrain:\n", "\ntrain:\n  <<: {depth: 5, seed: 7}\n")
+    params = load_params(path)
+    assert (params.train.depth, params.train.seed) == (2, 42)  # the keys written out win over the merged ones
+    with pytest.raises(KeeptrashError, match=r"unknown key train\.dept; did you mean train\.depth\?"):
+        load_params(edited_params(tmp_path, "\ntrain:\n", "\ntrain:\n  <<: {dept: 5}\n"))
+
+
+def test_a_misspelt_key_set_through_dvc_exp_run_fails_the_train_stage_and_cull_in_one_line(pipeline_repo, tmp_path):
+    """DVC refuses `-S train.dept=4` for a key params.yaml lacks; `+train.dept=4` adds it, and the stage must refuse it."""
+    from dvc_repos import dvc
+
+    expected = "keeptrash: error: params.yaml: unknown key train.dept; did you mean train.depth?"
+    model = (pipeline_repo / "models/model.cbm").read_bytes()
+    result = dvc(pipeline_repo, "exp", "run", "-S", "+train.dept=4", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert expected in output.splitlines() and "Traceback" not in output, output
+    assert "Running stage 'train'" in output and "Running stage 'benchmark'" not in output
+
+    # DVC removed the train stage's outputs before running it; the last finished ones come back from its cache.
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=pipeline_repo, check=True)
+    dvc(pipeline_repo, "checkout", "-q")
+    assert (pipeline_repo / "models/model.cbm").read_bytes() == model
+
+    edited_params(pipeline_repo, "\n  depth: 2\n", "\n  depth: 2\n  dept: 4\n")
+    cull = subprocess.run(
+        [str(Path(sys.executable).parent / "keeptrash"), "cull", "data/sample/livec/images", "--out", str(tmp_path / "culled")],
+        cwd=pipeline_repo, capture_output=True, text=True, timeout=300,
+    )
+    assert (cull.returncode, cull.stderr.splitlines()) == (2, [expected]), cull.stderr
+    assert not (tmp_path / "culled").exists()

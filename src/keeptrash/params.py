@@ -4,6 +4,7 @@ Every stage loads and checks the whole file before it does any work, so a bad va
 first stage that runs, with one line naming the param, instead of part-way through a pipeline.
 """
 
+import difflib
 import re
 import reprlib
 import urllib.parse
@@ -412,9 +413,29 @@ def replaced_settings(settings: Any, changes: dict[str, Any], source: Path | str
     return replace(settings, **_parsed_values(type(settings), _Section({name: changes}, name, source), changes))
 
 
+def _unknown_name(name: Any, known: list[str], prefix: str, kind: str, source: Path) -> KeeptrashError:
+    """`unknown key train.dept; did you mean train.depth?`: a misspelt name would otherwise be ignored and its default
+    used, while DVC still counts the section as changed."""
+    shown = name if isinstance(name, str) else _SHOWN.repr(name)
+    closest = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"did you mean {prefix}{closest[0]}?" if closest else f"known {kind}s: {', '.join(known)}"
+    return KeeptrashError(f"{source}: unknown {kind} {prefix}{shown}; {hint}")
+
+
+def _refuse_unknown_names(raw: dict[Any, Any], source: Path) -> None:
+    sections = {section.name: [key.name for key in fields(section.type)] for section in fields(Params)}
+    for name, values in raw.items():
+        if name not in sections:
+            raise _unknown_name(name, list(sections), "", "section", source)
+        for key in values if isinstance(values, dict) else ():
+            if key not in sections[name]:
+                raise _unknown_name(key, sections[name], f"{name}.", "key", source)
+
+
 def parse_params(raw: Any, source: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise KeeptrashError(f"{source}: expected a mapping of sections (metadata, labels, ...); see params.yaml in the repo")
+    _refuse_unknown_names(raw, source)
     sections = {section.name: _Section(raw, section.name, source) for section in fields(Params)}
     params = Params(**{section.name: _parsed_section(section.type, sections[section.name]) for section in fields(Params)})
     for rule in CROSS_FIELD_RULES:
@@ -441,9 +462,41 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     return size
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping holding one key twice. YAML forbids it and DVC refuses such a file, but
+    PyYAML keeps the last value: the stage would run with one value while the file seems to say another."""
+
+    def __init__(self, text: str, path: Path):
+        super().__init__(text)
+        self.path = path
+        self._keys_above: list[Any] = []  # the keys (or list positions) from the document's root to the node being read
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # index: the key node of a mapping's value, the position of a list's item, None for a key or the root.
+        self._keys_above.append(index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else None)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._keys_above.pop()
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.Node:
+        node = super().compose_mapping_node(anchor)
+        first_lines: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":  # <<: *defaults may be overridden
+                continue
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first_lines:
+                name = ".".join(str(above) for above in [*self._keys_above, key.value] if above is not None)
+                raise KeeptrashError(f"{self.path}: {name} is written twice (lines {first_lines[key.tag, key.value]} and {line}); keep one")
+            first_lines[key.tag, key.value] = line
+        return node
+
+
 def _safe_yaml(text: str, path: Path) -> Any:
-    """yaml.safe_load, but a document whose aliases expand beyond MAX_PARAMS_VALUES is refused before it is built."""
-    loader = yaml.SafeLoader(text)
+    """yaml.safe_load, but a document whose aliases expand beyond MAX_PARAMS_VALUES is refused before it is built,
+    and so is one that writes a key twice in a mapping."""
+    loader = _UniqueKeyLoader(text, path)
     try:
         node = loader.get_single_node()
         if node is None:
