@@ -31,7 +31,7 @@ def _number(value, digits: int = 3, signed: bool = False) -> str:
 
 def _cross_validation(revision: Revision, key: str, digits: int) -> str:
     spread = revision.train.get("cv", {}).get(key)
-    return f"{spread['mean']:.{digits}f} ± {spread['sd']:.{digits}f}" if spread else "n/a"
+    return f"{_number(spread['mean'], digits)} ± {_number(spread['sd'], digits)}" if spread else "n/a"
 
 
 def headline_table(base: Revision, new: Revision, comparison: dict) -> str:
