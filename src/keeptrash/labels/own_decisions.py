@@ -55,8 +55,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def read_decisions_file(path: Path, content: IO[bytes] | None = None) -> pd.DataFrame:
-    """The rows of one exported decisions file with their line numbers; one clear error for anything unusable.
+def read_decisions_table(path: Path, content: IO[bytes] | None = None) -> pd.DataFrame:
+    """Every column of one exported decisions file as text (a person's own extra columns too), sha256 and decision
+    checked and normalised, and each row's line number; one clear error for anything unusable.
     With content, those bytes are read as the file at path would be (the review server checks a post before saving)."""
     try:
         # A line with more fields than the header is an error, not a shifted index (pandas' default) or cut short.
@@ -82,17 +83,26 @@ def read_decisions_file(path: Path, content: IO[bytes] | None = None) -> pd.Data
         raise KeeptrashError(f"{path}: needs columns path, sha256 and decision, missing {', '.join(missing)}")
     rows = rows.assign(line=rows.index + 2)  # +1 for the header, +1 for 1-based lines
     rows = rows[(rows[list(COLUMNS)] != "").any(axis=1)]  # blank lines
+    return checked_decisions(rows, f"{path}:" + rows["line"].astype(str))
+
+
+def checked_decisions(rows: pd.DataFrame, where: pd.Series) -> pd.DataFrame:
+    """rows with sha256 and decision normalised (stripped, lower case); KeeptrashError naming the first bad row's where."""
     sha256 = rows["sha256"].str.strip().str.lower()
     bad = ~sha256.map(lambda text: bool(_SHA256.fullmatch(text)))
     if bad.any():
-        first = rows[bad].iloc[0]
-        raise KeeptrashError(f"{path}:{first['line']}: sha256 must be 64 hexadecimal digits, got {first['sha256']!r}")
+        raise KeeptrashError(f"{where[bad].iloc[0]}: sha256 must be 64 hexadecimal digits, got {rows['sha256'][bad].iloc[0]!r}")
     decision = rows["decision"].str.strip().str.lower()
     bad = ~decision.isin(LABEL_OF_DECISION)
     if bad.any():
-        first = rows[bad].iloc[0]
-        raise KeeptrashError(f"{path}:{first['line']}: decision must be keep or trash, got {first['decision']!r}")
-    return pd.DataFrame({"path": rows["path"], "sha256": sha256, "decision": decision, "where": f"{path}:" + rows["line"].astype(str)})
+        raise KeeptrashError(f"{where[bad].iloc[0]}: decision must be keep or trash, got {rows['decision'][bad].iloc[0]!r}")
+    return rows.assign(sha256=sha256, decision=decision)
+
+
+def read_decisions_file(path: Path, content: IO[bytes] | None = None) -> pd.DataFrame:
+    """The decisions of one exported file (path, sha256, decision) and where each was read (file:line)."""
+    rows = read_decisions_table(path, content)
+    return pd.DataFrame({"path": rows["path"], "sha256": rows["sha256"], "decision": rows["decision"], "where": f"{path}:" + rows["line"].astype(str)})
 
 
 def read_decisions(files: list[Path], own_dir: Path) -> tuple[pd.DataFrame, DecisionsReport]:
