@@ -212,7 +212,10 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
         foreign = urllib.request.Request(url, headers={"Host": "photos.example"})
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(foreign, timeout=10)
-        bad = urllib.request.Request(url + "decisions", data=b"path,sha256,decision\na.jpg,abc,keep\n", method="POST")
+        bad = urllib.request.Request(
+            url + "decisions", data=json.dumps({"decisions": [{"path": "a.jpg", "sha256": "abc", "decision": "keep"}]}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
         with pytest.raises(urllib.error.HTTPError, match="400"):
             urllib.request.urlopen(bad, timeout=10)
         with decisions.open(newline="", encoding="utf-8") as handle:

@@ -46,13 +46,13 @@ def atomic_write(path: Path, write) -> None:
 
 # A spreadsheet runs a cell that starts like a formula (OWASP, "CSV Injection"); leading quotes are counted so
 # that spreadsheet_text undoes spreadsheet_safe exactly, whatever the cell held.
-_FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
+FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
 _NEUTRALISED = re.compile(r"^'+[=+\-@\t\r]")
 
 
 def spreadsheet_safe(cell: str) -> str:
     """The cell as a spreadsheet shows it as text: a formula-like start gets a leading single quote."""
-    return "'" + cell if _FORMULA_START.match(cell) else cell
+    return "'" + cell if FORMULA_START.match(cell) else cell
 
 
 def spreadsheet_text(cell: str) -> str:

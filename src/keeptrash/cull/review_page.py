@@ -10,10 +10,13 @@ Keys (after Lightroom's P/X flags and j/k of mail and code readers):
   right, j: next photo    left, k: previous photo    space: flip keep/trash    p: keep    x: trash
   u: back to the model's decision    e: export
 A click on a photo selects and flips it. Served by `keeptrash review` (keeptrash.cull.review_server), the page
-posts the decisions after every change instead, and the server writes the CSV.
+posts each change instead (a decision, or null when taken back), the server merges it into the CSV, and the page
+shows the decisions the server read from it.
 """
 
 import html
+
+from keeptrash.io import FORMULA_START
 
 EXPORT_NAME = "keeptrash-decisions.csv"
 
@@ -38,6 +41,7 @@ SCRIPT = r"""
   let current = -1;
   const served = location.protocol.startsWith("http");
   const status = document.getElementById("saved");
+  const FORMULA_START = new RegExp(document.body.dataset.formulaStart);
 
   function show(card) {
     const model = card.dataset.model, mine = card.dataset.decision || "";
@@ -62,7 +66,10 @@ SCRIPT = r"""
   function decide(card, decision) {
     if (decision) card.dataset.decision = decision; else delete card.dataset.decision;
     show(card); count(); remember();
-    if (served) save();
+    if (served) {
+      unsaved.set(card.dataset.sha256, {path: card.dataset.path, sha256: card.dataset.sha256, decision: decision || null});
+      save(false);
+    }
   }
   function flip(card) {
     decide(card, (card.dataset.decision || card.dataset.model) === "keep" ? "trash" : "keep");
@@ -74,7 +81,9 @@ SCRIPT = r"""
     cards[current].scrollIntoView({block: "nearest"});
   }
   function field(text) {
-    return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+    // A cell a spreadsheet would run as a formula is written as text, as keeptrash.io.spreadsheet_safe does.
+    const cell = FORMULA_START.test(text) ? "'" + text : text;
+    return /[",\r\n]/.test(cell) ? '"' + cell.replace(/"/g, '""') + '"' : cell;
   }
   function decisionsCsv() {
     const lines = ["path,sha256,decision"];
@@ -83,16 +92,24 @@ SCRIPT = r"""
     }
     return lines.join("\r\n") + "\r\n";
   }
-  // Served by `keeptrash review`: every change is posted and written to the decisions file; one post at a time, in order.
+  // Served by `keeptrash review`: each change is posted, and the server merges it into the decisions file. Changes
+  // not saved yet (the server was away) wait here and go with the next save; one post at a time, in order.
+  const unsaved = new Map();
   let saving = Promise.resolve();
-  function save() {
-    const body = decisionsCsv();
-    saving = saving.then(() => fetch("decisions", {method: "POST", body, headers: {"Content-Type": "text/csv"}}))
-      .then(response => response.text().then(text => { status.textContent = (response.ok ? "" : "not saved: ") + text; }))
-      .catch(error => { status.textContent = "not saved: " + error; });
+  function save(always) {
+    saving = saving.then(() => {
+      const changes = [...unsaved.values()];
+      if (!changes.length && !always) return;
+      return fetch("decisions", {method: "POST", body: JSON.stringify({decisions: changes}), headers: {"Content-Type": "application/json"}})
+        .then(response => response.text().then(text => {
+          if (response.ok) for (const change of changes) if (unsaved.get(change.sha256) === change) unsaved.delete(change.sha256);
+          status.textContent = (response.ok ? "" : "not saved: ") + text;
+        }))
+        .catch(error => { status.textContent = "not saved: " + error; });
+    });
   }
   function exportDecisions() {
-    if (served) { save(); return; }
+    if (served) { save(true); return; }
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([decisionsCsv()], {type: "text/csv"}));
     link.download = document.body.dataset.exportName;
@@ -103,6 +120,7 @@ SCRIPT = r"""
 
   function restore(decisions) {
     for (const card of cards) {
+      if (unsaved.has(card.dataset.sha256)) continue;  // decided since: the person's newest word
       if (decisions[card.dataset.sha256]) card.dataset.decision = decisions[card.dataset.sha256]; else delete card.dataset.decision;
       show(card);
     }
@@ -114,17 +132,12 @@ SCRIPT = r"""
   });
   restore(saved);
   if (served) {
-    // The decisions file the server already holds (an earlier session) wins over this browser's memory.
-    // Its last two fields are sha256 and decision, which never hold commas or quotes.
-    fetch("decisions").then(response => response.ok ? response.text() : "").then(text => {
-      const decisions = {};
-      for (const line of text.split(/\r?\n/).slice(1)) {
-        const fields = line.split(",");
-        if (fields.length >= 3) decisions[fields[fields.length - 2].toLowerCase()] = fields[fields.length - 1].toLowerCase();
-      }
-      restore(decisions);
-      remember();
-    });
+    // The decisions file the server already holds (an earlier session, another tab) wins over this browser's memory;
+    // the server reads it as the labels stage does, whatever its layout.
+    fetch("decisions").then(response => response.ok
+      ? response.json().then(saved => { restore(saved.decisions); remember(); })
+      : response.text().then(text => { status.textContent = "not loaded: " + text; }))
+      .catch(error => { status.textContent = "not loaded: " + error; });
   }
   document.getElementById("export").addEventListener("click", exportDecisions);
   document.addEventListener("keydown", event => {
@@ -165,4 +178,4 @@ def toolbar() -> str:
 
 
 def page_body_attributes() -> str:
-    return f'data-export-name="{EXPORT_NAME}"'
+    return f'data-export-name="{EXPORT_NAME}" data-formula-start="{html.escape(FORMULA_START.pattern)}"'

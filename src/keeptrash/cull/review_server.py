@@ -1,22 +1,30 @@
 """`keeptrash review`: serve a contact sheet on 127.0.0.1 and write the person's decisions straight to a CSV.
 
-The page is the same file `keeptrash cull` wrote; served over HTTP, its script posts the decisions here after every
-change (keeptrash.cull.review_page) instead of offering a download, and this server writes them atomically to the
-decisions file, in the format the labels stage reads (keeptrash.labels.own_decisions). Nothing else is served or written.
+The page is the same file `keeptrash cull` wrote; served over HTTP, its script posts each decision the person makes
+(or takes back) here (keeptrash.cull.review_page) instead of offering a download, and this server merges it into the
+decisions file by sha256 and writes the file atomically, in the format the labels stage reads
+(keeptrash.labels.own_decisions). The file may hold decisions for photos not on this sheet (an earlier folder, a
+photo deleted since) and columns the person added: a save changes only the rows of the photos it names. The page
+learns the saved decisions from this server, read by the labels stage's own reader. Nothing else is served or written.
 """
 
 import functools
-import io
+import json
+import os
+import stat
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
+
 from keeptrash.errors import KeeptrashError
-from keeptrash.io import atomic_write
-from keeptrash.labels.own_decisions import read_decisions_file
+from keeptrash.io import atomic_write, spreadsheet_safe
+from keeptrash.labels.own_decisions import COLUMNS, checked_decisions, read_decisions_table
 
 SHEET_NAME = "contact_sheet.html"
-# A decision row is under 400 bytes; this is room for a quarter of a million photos.
+# A decision is under 400 bytes as JSON; this is room for a quarter of a million photos at once.
 MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
@@ -28,14 +36,69 @@ def find_sheet(folder: Path) -> Path:
     raise KeeptrashError(f"{folder}: no {SHEET_NAME} in it or in {folder.name}-keeptrash; run keeptrash cull {folder} first")
 
 
-def checked_decisions(body: bytes, destination: Path) -> int:
-    """How many decision rows body holds, after the checks the labels stage makes (KeeptrashError if any fails)."""
-    return len(read_decisions_file(destination, io.BytesIO(body)))
+def saved_decisions(decisions: Path) -> pd.DataFrame:
+    """Every row of the decisions file (none when it does not exist yet), as the labels stage reads them."""
+    if not decisions.exists():
+        return pd.DataFrame(columns=[*COLUMNS, "line"])
+    return read_decisions_table(decisions)
+
+
+def _a_change(change) -> bool:
+    return (
+        isinstance(change, dict) and isinstance(change.get("path"), str) and isinstance(change.get("sha256"), str)
+        and "decision" in change and (change["decision"] is None or isinstance(change["decision"], str))
+    )
+
+
+def posted_changes(body: bytes) -> pd.DataFrame:
+    """The decisions a page posted, `{"decisions": [{"path": ..., "sha256": ..., "decision": "keep"|"trash"|null}]}`
+    (null: the person took the decision back), checked as the labels stage checks a file's rows."""
+    try:
+        changes = json.loads(body)["decisions"]
+    except (ValueError, KeyError, TypeError):
+        changes = None
+    if not isinstance(changes, list) or not all(_a_change(change) for change in changes):
+        raise KeeptrashError('a save is JSON {"decisions": [{"path": ..., "sha256": ..., "decision": "keep", "trash" or null}]}')
+    rows = pd.DataFrame(changes, columns=list(COLUMNS), dtype=object)
+    withdrawn = rows["decision"].isna()
+    where = "decision " + pd.Series(range(1, len(rows) + 1), index=rows.index).astype(str) + " posted"
+    taken = checked_decisions(rows[~withdrawn], where[~withdrawn])
+    gone = checked_decisions(rows[withdrawn].assign(decision="keep"), where[withdrawn]).assign(decision=None)
+    return pd.concat([taken, gone]).sort_index()
+
+
+def merged_decisions(saved: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """saved with each changed photo's newest decision, in the place of its first row (its later rows go) or appended;
+    a decision taken back removes the photo's rows. Rows of photos the changes do not name are kept as they are, with
+    every column the file has."""
+    latest = changes.drop_duplicates("sha256", keep="last").set_index("sha256")
+    rows = saved.drop(columns="line")
+    changed = rows["sha256"].isin(latest.index)
+    rows = rows[~changed | ~rows["sha256"].duplicated()].copy()
+    at = rows["sha256"].isin(latest.index)
+    rows.loc[at, "path"] = rows.loc[at, "sha256"].map(latest["path"])
+    rows.loc[at, "decision"] = rows.loc[at, "sha256"].map(latest["decision"])
+    new = latest[~latest.index.isin(rows["sha256"])].reset_index()[list(COLUMNS)]
+    merged = pd.concat([rows, new], ignore_index=True)
+    return merged[merged["decision"].notna()].fillna("")
+
+
+def write_decisions(decisions: Path, table: pd.DataFrame) -> None:
+    """The table written atomically, every cell safe to open in a spreadsheet; an existing file keeps its mode and a
+    new one is the person's alone (0600), as the photos it describes may be private."""
+    mode = stat.S_IMODE(decisions.stat().st_mode) if decisions.exists() else 0o600
+    text = table.map(spreadsheet_safe).to_csv(index=False)
+
+    def write(temp: Path) -> None:
+        temp.write_text(text, encoding="utf-8")
+        os.chmod(temp, mode)
+
+    atomic_write(decisions, write)
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def __init__(self, *args, sheet: Path, decisions: Path, **kwargs):
-        self.sheet, self.decisions = sheet, decisions
+    def __init__(self, *args, sheet: Path, decisions: Path, lock: threading.Lock, **kwargs):
+        self.sheet, self.decisions, self.lock = sheet, decisions, lock
         super().__init__(*args, **kwargs)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
@@ -61,8 +124,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._local():
             return
         if self.path == "/decisions":
-            saved = self.decisions.read_bytes() if self.decisions.is_file() else b"path,sha256,decision\r\n"
-            self._reply(HTTPStatus.OK, saved, "text/csv; charset=utf-8")
+            try:
+                rows = saved_decisions(self.decisions)
+            except KeeptrashError as error:
+                self._reply(HTTPStatus.CONFLICT, f"{error}\n".encode())
+                return
+            latest = dict(zip(rows["sha256"], rows["decision"]))  # the last row of a photo wins, as in the labels stage
+            self._reply(HTTPStatus.OK, json.dumps({"decisions": latest}).encode(), "application/json")
         elif self.path in ("/", f"/{SHEET_NAME}"):
             self._reply(HTTPStatus.OK, self.sheet.read_bytes(), "text/html; charset=utf-8")
         else:
@@ -76,24 +144,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         if not 0 < length <= MAX_BODY_BYTES:
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"a decisions CSV of up to 100 MB is expected\n")
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"a save of up to 100 MB is expected\n")
             return
         body = self.rfile.read(length)
         try:
-            rows = checked_decisions(body, self.decisions)
-            atomic_write(self.decisions, lambda temp: temp.write_bytes(body))
+            changes = posted_changes(body)
+            with self.lock:
+                saved = saved_decisions(self.decisions)
+                merged = merged_decisions(saved, changes)
+                if not changes.empty:
+                    write_decisions(self.decisions, merged)
         except KeeptrashError as error:
             print(f"review: not saved: {error}", flush=True)
             self._reply(HTTPStatus.BAD_REQUEST, f"{error}\n".encode())
             return
-        print(f"review: {rows} decisions saved to {self.decisions}", flush=True)
-        self._reply(HTTPStatus.OK, f"{rows} decisions saved to {self.decisions}\n".encode())
+        photos = merged["sha256"].nunique()
+        print(f"review: {photos} decisions saved to {self.decisions}", flush=True)
+        self._reply(HTTPStatus.OK, f"{photos} decisions saved to {self.decisions}\n".encode())
 
 
 def serve(sheet: Path, decisions: Path, port: int) -> None:
-    """Serve the sheet until interrupted (Ctrl+C), saving every decision the page posts into decisions."""
+    """Serve the sheet until interrupted (Ctrl+C), merging every decision the page posts into decisions."""
+    handler = functools.partial(_Handler, sheet=sheet, decisions=decisions, lock=threading.Lock())
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Handler, sheet=sheet, decisions=decisions))
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as error:
         raise KeeptrashError(f"--port {port}: cannot listen on 127.0.0.1 ({error.strerror}); pick another port or 0 for any") from None
     with server:

@@ -1,6 +1,8 @@
 """A person's keep/trash decisions from the contact sheet, as labels for their own photos.
 
-A decisions file is the CSV the contact sheet exports: `path,sha256,decision` (decision keep or trash).
+A decisions file is the CSV the contact sheet exports or `keeptrash review` writes: `path,sha256,decision`
+(decision keep or trash), in any column order, with any other columns a person adds. Cells a spreadsheet would run
+as a formula are written as text (keeptrash.io.spreadsheet_safe) and read back as they were.
 Photos are matched by sha256, not path, so a photo that was renamed or moved (for example copied into
 labels.own_dir by `keeptrash cull --copy`) still gets its decision. The path is only shown in notes.
 
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.images import readable_file_digest
+from keeptrash.io import spreadsheet_text
 
 COLUMNS = ("path", "sha256", "decision")
 # The labels table's classes (keeptrash.labels.labelling KEEP and TRASH) by the word the contact sheet writes.
@@ -81,7 +84,7 @@ def read_decisions_table(path: Path, content: IO[bytes] | None = None) -> pd.Dat
     missing = [column for column in COLUMNS if column not in rows.columns]
     if missing:
         raise KeeptrashError(f"{path}: needs columns path, sha256 and decision, missing {', '.join(missing)}")
-    rows = rows.assign(line=rows.index + 2)  # +1 for the header, +1 for 1-based lines
+    rows = rows.map(spreadsheet_text).assign(line=rows.index + 2)  # +1 for the header, +1 for 1-based lines
     rows = rows[(rows[list(COLUMNS)] != "").any(axis=1)]  # blank lines
     return checked_decisions(rows, f"{path}:" + rows["line"].astype(str))
 

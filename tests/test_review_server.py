@@ -1,0 +1,209 @@
+"""`keeptrash review` against hostile and careless use: the real console script serving a real contact sheet on
+127.0.0.1, driven by headless Chromium and by raw HTTP clients (issue 26: merging, the --decisions path, who may
+write, malformed requests). The loop as a person runs it end to end is in test_review_loop.py."""
+
+import csv
+import hashlib
+import http.client
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import LIVEC_IMAGES, PHOTO_NAMES
+from keeptrash.cull.contact_sheet import render_contact_sheet
+from keeptrash.io import spreadsheet_safe
+from keeptrash.labels.own_decisions import read_decisions_file
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+KEEPTRASH = str(Path(sys.executable).parent / "keeptrash")
+OTHER_PHOTO = "ab" * 32  # a photo decided in an earlier session, not on this sheet
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory) -> dict:
+    """A contact sheet of five real photos, as `keeptrash cull --out OUT` writes it; the model keeps the first three."""
+    root = tmp_path_factory.mktemp("sheet")
+    folder, out = root / "holiday", root / "out"
+    folder.mkdir()
+    out.mkdir()
+    paths = []
+    for name in PHOTO_NAMES:
+        shutil.copyfile(LIVEC_IMAGES / name, folder / name)
+        paths.append(folder / name)
+    scores = pd.DataFrame({
+        "path": [str(path) for path in paths],
+        "sha256": [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths],
+        "keep_probability": [0.9, 0.8, 0.7, 0.2, 0.1],
+        "decision": ["keep", "keep", "keep", "trash", "trash"],
+        "reason": [""] * 5,
+    })
+    (out / "contact_sheet.html").write_text(render_contact_sheet(scores, [], 0.5, "holiday", 10**8), encoding="utf-8")
+    return {"out": out, "scores": scores}
+
+
+class Server:
+    """`keeptrash review` running as a person starts it; url is the one it prints."""
+
+    def __init__(self, out: Path, decisions: Path):
+        self.decisions = decisions
+        self.process = subprocess.Popen(
+            [KEEPTRASH, "review", str(out), "--decisions", str(decisions)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        line = self.process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/(\?token=[\w-]+)?", line)
+        assert found, line + self.process.stderr.read()
+        self.url, self.port = found.group(0), int(found.group(1))
+        self.base = f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> tuple[str, str]:
+        self.process.terminate()
+        return self.process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(sheet, tmp_path_factory):
+    """One server for the module's tests; each test sets the decisions file's content first."""
+    running = Server(sheet["out"], tmp_path_factory.mktemp("own") / "decisions" / "holiday.csv")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: .ci/run installs Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_sheet(browser, url: str):
+    """A fresh tab in a fresh browser profile on the served sheet, once it has loaded the saved decisions."""
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.wait_for_function("document.getElementById('decided').textContent !== ''")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def file_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def request(server: Server, method: str, path: str = "/decisions", body: bytes | None = None, token: bool = True,
+            headers: dict | None = None) -> tuple[int, str]:
+    """One request as a script or another program would send it: with the printed URL's token unless told not to."""
+    query = server.url.split("/", 3)[3] if token else ""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        connection.request(method, path + query.lstrip("/"), body=body, headers=sent)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+def post(server: Server, body: bytes, **options) -> tuple[int, str]:
+    return request(server, "POST", body=body, **options)
+
+
+def saves(*decisions: tuple[str, str | None], path: str = "x.jpg") -> bytes:
+    return json.dumps({"decisions": [{"path": path, "sha256": sha, "decision": decision} for sha, decision in decisions]}).encode()
+
+
+def wait_saved(page, photos: int) -> None:
+    page.wait_for_function(f"document.getElementById('saved').textContent.startsWith('{photos} decisions saved')")
+
+
+# --- item 2: a save merges into the file, never drops what it was not sent ------------------------------------------
+
+
+def test_a_save_keeps_decisions_for_other_photos_and_the_persons_extra_column(server, sheet, browser):
+    sha = list(sheet["scores"]["sha256"])
+    server.decisions.parent.mkdir(parents=True, exist_ok=True)
+    # An earlier folder's decision, a note column the person added, and a sheet photo decided before.
+    server.decisions.write_text(
+        f"note,decision,sha256,path\r\nfrom the beach,keep,{OTHER_PHOTO},/old/beach.jpg\r\nblurry,Trash,{sha[0].upper()},/x/{PHOTO_NAMES[0]}\r\n",
+        encoding="utf-8",
+    )
+    page = open_sheet(browser, server.url)
+    assert page.inner_text("#decided").startswith("1 decided")  # the extra column does not hide the saved decision
+    assert page.locator("figure.photo .verdict").nth(0).inner_text() == "trash (you; model: keep)"
+    page.locator("figure.photo").nth(1).click()  # keep -> trash
+    wait_saved(page, 3)
+    rows = file_rows(server.decisions)
+    assert [(row["sha256"], row["decision"], row["note"]) for row in rows] == [
+        (OTHER_PHOTO, "keep", "from the beach"), (sha[0], "trash", "blurry"), (sha[1], "trash", ""),
+    ]
+    page.keyboard.press("u")  # taken back: that row goes, and only it
+    wait_saved(page, 2)
+    assert [row["sha256"] for row in file_rows(server.decisions)] == [OTHER_PHOTO, sha[0]]
+    page.locator("figure.photo").nth(0).click()  # trash -> keep: the photo's row changes in place, its note stays
+    wait_saved(page, 2)
+    assert [(row["sha256"], row["decision"], row["note"]) for row in file_rows(server.decisions)] == [
+        (OTHER_PHOTO, "keep", "from the beach"), (sha[0], "keep", "blurry"),
+    ]
+    page.context.close()
+
+
+def test_two_tabs_on_one_server_keep_each_others_decisions(server, sheet, browser):
+    sha = list(sheet["scores"]["sha256"])
+    server.decisions.unlink(missing_ok=True)
+    first, second = open_sheet(browser, server.url), open_sheet(browser, server.url)
+    first.locator("figure.photo").nth(3).click()
+    wait_saved(first, 1)
+    second.locator("figure.photo").nth(4).click()
+    wait_saved(second, 2)
+    first.locator("figure.photo").nth(0).click()
+    wait_saved(first, 3)
+    assert {row["sha256"]: row["decision"] for row in file_rows(server.decisions)} == {sha[3]: "keep", sha[4]: "keep", sha[0]: "trash"}
+    first.context.close()
+    second.context.close()
+
+
+def test_the_file_is_safe_to_open_in_a_spreadsheet_and_reads_back_as_saved(server, sheet):
+    sha = sheet["scores"]["sha256"].iloc[2]
+    server.decisions.unlink(missing_ok=True)
+    formula = '=HYPERLINK("http://evil.example","x")'
+    body = json.dumps({"decisions": [{"path": formula, "sha256": sha, "decision": "keep"}]}).encode()
+    assert post(server, body)[0] == 200
+    assert file_rows(server.decisions)[0]["path"] == spreadsheet_safe(formula) == "'" + formula  # a spreadsheet shows it as text
+    assert read_decisions_file(server.decisions)["path"].tolist() == [formula]
+
+
+def test_a_photo_saved_twice_in_the_file_keeps_one_row_in_the_first_place_and_other_rows_stay():
+    from keeptrash.cull.review_server import merged_decisions, posted_changes
+    from keeptrash.labels.own_decisions import read_decisions_table
+
+    text = f"path,sha256,decision\na.jpg,{'a' * 64},keep\nb.jpg,{'b' * 64},trash\nc.jpg,{'a' * 64},trash\nd.jpg,{'d' * 64},keep\n"
+    saved = read_decisions_table(Path("holiday.csv"), io.BytesIO(text.encode()))
+    merged = merged_decisions(saved, posted_changes(saves(("a" * 64, "keep"), ("d" * 64, None), ("e" * 64, "trash"), ("e" * 64, "keep"))))
+    assert merged.to_dict("list") == {
+        "path": ["x.jpg", "b.jpg", "x.jpg"], "sha256": ["a" * 64, "b" * 64, "e" * 64], "decision": ["keep", "trash", "keep"],
+    }
+
+
+def test_the_downloaded_export_writes_formula_like_paths_as_text(sheet, browser, tmp_path):
+    page = browser.new_context(accept_downloads=True).new_page()
+    page.goto((sheet["out"] / "contact_sheet.html").as_uri())
+    page.evaluate("document.querySelector('figure.photo').dataset.path = '=cmd|\\' /C calc\\'!A0'")
+    page.locator("figure.photo").nth(0).click()
+    with page.expect_download() as download:
+        page.keyboard.press("e")
+    download.value.save_as(tmp_path / "decisions.csv")
+    assert file_rows(tmp_path / "decisions.csv")[0]["path"] == "'=cmd|' /C calc'!A0"
+    assert read_decisions_file(tmp_path / "decisions.csv")["path"].tolist() == ["=cmd|' /C calc'!A0"]
+    page.context.close()
