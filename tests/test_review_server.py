@@ -207,3 +207,59 @@ def test_the_downloaded_export_writes_formula_like_paths_as_text(sheet, browser,
     assert file_rows(tmp_path / "decisions.csv")[0]["path"] == "'=cmd|' /C calc'!A0"
     assert read_decisions_file(tmp_path / "decisions.csv")["path"].tolist() == ["=cmd|' /C calc'!A0"]
     page.context.close()
+
+
+# --- item 3: --decisions must name a decisions CSV, checked before anything is served ------------------------------
+
+
+def _a_photo(path: Path) -> Path:
+    shutil.copyfile(LIVEC_IMAGES / PHOTO_NAMES[0], path)
+    return path
+
+
+def _a_symlink_to_a_photo(path: Path) -> Path:
+    path.symlink_to(_a_photo(path.parent / "IMG_0002.jpg"))
+    return path
+
+
+def _a_fifo(path: Path) -> Path:
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.parent, "{given}: a folder; name the CSV file to write in it"),
+        (lambda path: _a_photo(path.with_name("IMG_0001.jpg")), "{given}: not a .csv file name; decisions are written to a CSV"),
+        (lambda path: _a_photo(path.with_name("IMG_0001.CR2")), "{given}: not a .csv file name"),
+        (lambda path: _a_symlink_to_a_photo(path), "{given}: not a .csv file name (it names {parent}/IMG_0002.jpg)"),
+        (lambda path: _a_photo(path), "{given}: not a readable CSV"),
+        (lambda path: path.write_text("date,amount\n2026-01-02,12.50\n") and path, "{given}: needs columns path, sha256 and decision, missing path"),
+        (lambda path: path.write_text(f"path,sha256,decision\na.jpg,{'a' * 64},maybe\n") and path, "{given}:2: decision must be keep or trash"),
+        (lambda path: _a_fifo(path), "{given}: not a regular file"),
+    ],
+    ids=["folder", "photo", "raw", "symlink-to-photo", "photo-named-csv", "other-csv", "bad-decision", "fifo"],
+)
+def test_review_refuses_a_decisions_path_it_could_only_destroy(tmp_path, make, message):
+    from keeptrash.cull.review_server import decisions_to_write
+    from keeptrash.errors import KeeptrashError
+
+    given = make(tmp_path / "decisions.csv")
+    before = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file() and not path.is_fifo()}
+    with pytest.raises(KeeptrashError) as refused:
+        decisions_to_write(given)
+    assert str(refused.value).startswith(f"--decisions {given}") and message.format(given=given, parent=tmp_path) in str(refused.value)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file() and not path.is_fifo()} == before
+
+
+def test_review_pointed_at_a_photo_stops_in_one_line_before_serving(sheet, tmp_path):
+    photo = _a_photo(tmp_path / "IMG_0001.jpg")
+    result = subprocess.run([KEEPTRASH, "review", str(sheet["out"]), "--decisions", str(photo)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"keeptrash: error: --decisions {photo}: not a .csv file name; decisions are written to a CSV, e.g. data/own/decisions/holiday.csv"
+    ]
+    assert photo.read_bytes() == (LIVEC_IMAGES / PHOTO_NAMES[0]).read_bytes()

@@ -249,10 +249,10 @@ def cull(args: argparse.Namespace) -> None:
 
 
 def review(args: argparse.Namespace) -> None:
-    from keeptrash.cull.review_server import find_sheet, serve
+    from keeptrash.cull.review_server import decisions_to_write, find_sheet, serve
 
     sheet = find_sheet(args.folder)
-    serve(sheet, args.decisions or sheet.parent / review_page.EXPORT_NAME, args.port)
+    serve(sheet, decisions_to_write(args.decisions or sheet.parent / review_page.EXPORT_NAME), args.port)
 
 
 def undo(args: argparse.Namespace) -> None:

@@ -36,6 +36,28 @@ def find_sheet(folder: Path) -> Path:
     raise KeeptrashError(f"{folder}: no {SHEET_NAME} in it or in {folder.name}-keeptrash; run keeptrash cull {folder} first")
 
 
+def decisions_to_write(decisions: Path) -> Path:
+    """The file `--decisions` names, checked before the first click could replace it: a .csv file that does not exist
+    yet or that the labels stage reads as decisions (else KeeptrashError). A symlink gives the file it points to, so
+    that the link stays."""
+    if decisions.is_dir():
+        raise KeeptrashError(f"--decisions {decisions}: a folder; name the CSV file to write in it, e.g. {decisions / 'decisions.csv'}")
+    target = decisions.resolve()
+    if target.suffix.lower() != ".csv":
+        raise KeeptrashError(
+            f"--decisions {decisions}: not a .csv file name{f' (it names {target})' if target.name != decisions.name else ''}; "
+            "decisions are written to a CSV, e.g. data/own/decisions/holiday.csv"
+        )
+    if target.exists() and not target.is_file():
+        raise KeeptrashError(f"--decisions {decisions}: not a regular file; name a CSV file to write")
+    if target.exists():
+        try:
+            read_decisions_table(target)
+        except KeeptrashError as error:
+            raise KeeptrashError(f"--decisions {error} (keeptrash review would not replace it; or pass a new file name)") from None
+    return target
+
+
 def saved_decisions(decisions: Path) -> pd.DataFrame:
     """Every row of the decisions file (none when it does not exist yet), as the labels stage reads them."""
     if not decisions.exists():
