@@ -183,7 +183,7 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
     command = [str(Path(sys.executable).parent / "keeptrash"), "review", str(culled["out"]), "--decisions", str(decisions)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+        url = re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", server.stdout.readline()).group(0)  # the token: see test_review_server
         cards = sheet_cards(culled["out"])
         page = browser_page
         page.goto(url)
@@ -213,7 +213,7 @@ def test_review_serves_the_sheet_and_writes_each_decision_to_the_csv(culled, bro
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(foreign, timeout=10)
         bad = urllib.request.Request(
-            url + "decisions", data=json.dumps({"decisions": [{"path": "a.jpg", "sha256": "abc", "decision": "keep"}]}).encode(),
+            url.replace("/?", "/decisions?"), data=json.dumps({"decisions": [{"path": "a.jpg", "sha256": "abc", "decision": "keep"}]}).encode(),
             headers={"Content-Type": "application/json"}, method="POST",
         )
         with pytest.raises(urllib.error.HTTPError, match="400"):

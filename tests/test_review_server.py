@@ -124,7 +124,10 @@ def saves(*decisions: tuple[str, str | None], path: str = "x.jpg") -> bytes:
     return json.dumps({"decisions": [{"path": path, "sha256": sha, "decision": decision} for sha, decision in decisions]}).encode()
 
 
-def wait_saved(page, photos: int) -> None:
+def saved_after(page, action, photos: int) -> None:
+    """Do action on the page, then wait for the server's answer to its save: photos decisions in the file."""
+    page.evaluate("document.getElementById('saved').textContent = ''")
+    action()
     page.wait_for_function(f"document.getElementById('saved').textContent.startsWith('{photos} decisions saved')")
 
 
@@ -142,17 +145,15 @@ def test_a_save_keeps_decisions_for_other_photos_and_the_persons_extra_column(se
     page = open_sheet(browser, server.url)
     assert page.inner_text("#decided").startswith("1 decided")  # the extra column does not hide the saved decision
     assert page.locator("figure.photo .verdict").nth(0).inner_text() == "trash (you; model: keep)"
-    page.locator("figure.photo").nth(1).click()  # keep -> trash
-    wait_saved(page, 3)
+    saved_after(page, lambda: page.locator("figure.photo").nth(1).click(), 3)  # keep -> trash
     rows = file_rows(server.decisions)
     assert [(row["sha256"], row["decision"], row["note"]) for row in rows] == [
         (OTHER_PHOTO, "keep", "from the beach"), (sha[0], "trash", "blurry"), (sha[1], "trash", ""),
     ]
-    page.keyboard.press("u")  # taken back: that row goes, and only it
-    wait_saved(page, 2)
+    saved_after(page, lambda: page.keyboard.press("u"), 2)  # taken back: that row goes, and only it
     assert [row["sha256"] for row in file_rows(server.decisions)] == [OTHER_PHOTO, sha[0]]
-    page.locator("figure.photo").nth(0).click()  # trash -> keep: the photo's row changes in place, its note stays
-    wait_saved(page, 2)
+    # trash -> keep: the photo's row changes in place, its note stays
+    saved_after(page, lambda: page.locator("figure.photo").nth(0).click(), 2)
     assert [(row["sha256"], row["decision"], row["note"]) for row in file_rows(server.decisions)] == [
         (OTHER_PHOTO, "keep", "from the beach"), (sha[0], "keep", "blurry"),
     ]
@@ -163,12 +164,9 @@ def test_two_tabs_on_one_server_keep_each_others_decisions(server, sheet, browse
     sha = list(sheet["scores"]["sha256"])
     server.decisions.unlink(missing_ok=True)
     first, second = open_sheet(browser, server.url), open_sheet(browser, server.url)
-    first.locator("figure.photo").nth(3).click()
-    wait_saved(first, 1)
-    second.locator("figure.photo").nth(4).click()
-    wait_saved(second, 2)
-    first.locator("figure.photo").nth(0).click()
-    wait_saved(first, 3)
+    saved_after(first, lambda: first.locator("figure.photo").nth(3).click(), 1)
+    saved_after(second, lambda: second.locator("figure.photo").nth(4).click(), 2)
+    saved_after(first, lambda: first.locator("figure.photo").nth(0).click(), 3)
     assert {row["sha256"]: row["decision"] for row in file_rows(server.decisions)} == {sha[3]: "keep", sha[4]: "keep", sha[0]: "trash"}
     first.context.close()
     second.context.close()
@@ -263,3 +261,130 @@ def test_review_pointed_at_a_photo_stops_in_one_line_before_serving(sheet, tmp_p
         f"keeptrash: error: --decisions {photo}: not a .csv file name; decisions are written to a CSV, e.g. data/own/decisions/holiday.csv"
     ]
     assert photo.read_bytes() == (LIVEC_IMAGES / PHOTO_NAMES[0]).read_bytes()
+
+
+# --- item 4: only the person's own page may read the sheet and write the decisions ---------------------------------
+
+
+@pytest.fixture
+def saved_file(server, sheet) -> bytes:
+    """The module server's decisions file holding one decision; its bytes, which nobody else may change."""
+    server.decisions.parent.mkdir(parents=True, exist_ok=True)
+    server.decisions.write_text(f"path,sha256,decision\na.jpg,{sheet['scores']['sha256'].iloc[0]},keep\n", encoding="utf-8")
+    return server.decisions.read_bytes()
+
+
+class _EvilSite:
+    """Another web site the person visits while reviewing: a real server on 127.0.0.1 with one page."""
+
+    def __init__(self, html: str):
+        import functools
+        import http.server
+        import threading
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(html.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        self.port = self.server.server_port
+        threading.Thread(target=functools.partial(self.server.serve_forever, 0.05), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# A text/plain form's body is NAME=VALUE: the name and value are chosen so the body is a decisions CSV that wipes
+# the file (the old server saved it) or JSON (what the server reads now).
+WIPING_FORM = """<form method="POST" action="http://127.0.0.1:{port}/decisions" enctype="text/plain">
+<input type="hidden" name='{name}' value='{value}'></form><script>document.forms[0].submit()</script>"""
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"], ids=["cross-site", "same-site-other-port"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("path,sha256,decision\r\nevil", f"x.jpg,{'e' * 64},trash"),
+        (f'{{"decisions": [{{"path": "x.jpg", "sha256": "{"e" * 64}", "decision": null, "x": "', '"}]}'),
+    ],
+    ids=["csv", "json"],
+)
+def test_another_web_page_cannot_post_decisions_even_after_the_person_opened_the_sheet(server, saved_file, browser, host, name, value):
+    page = open_sheet(browser, server.url)  # the person's browser holds the sheet's cookie
+    evil = _EvilSite(WIPING_FORM.format(port=server.port, name=name, value=value))
+    try:
+        with page.expect_response(lambda response: "/decisions" in response.url and response.request.method == "POST") as posted:
+            page.goto(f"http://{host}:{evil.port}/")
+        assert posted.value.status == 403
+    finally:
+        evil.close()
+        page.context.close()
+    assert server.decisions.read_bytes() == saved_file
+
+
+def test_another_page_on_this_machine_cannot_post_with_the_persons_cookie(server, saved_file, browser):
+    """A page on another port is the same site: the cookie goes along, and the Origin check is what refuses it."""
+    page = open_sheet(browser, server.url)
+    script = f"""<script>fetch("http://127.0.0.1:{server.port}/decisions", {{method: "POST", mode: "no-cors", credentials: "include",
+      headers: {{"Content-Type": "text/plain"}}, body: '{{"decisions": []}}'}})</script>"""
+    evil = _EvilSite(script)
+    try:
+        with page.expect_response(lambda response: "/decisions" in response.url) as posted:
+            page.goto(f"http://127.0.0.1:{evil.port}/")
+        assert "keeptrash-review" in (posted.value.request.header_value("cookie") or "")  # sent: only Origin tells them apart
+        assert posted.value.status == 403
+    finally:
+        evil.close()
+        page.context.close()
+    assert server.decisions.read_bytes() == saved_file
+
+
+def test_the_token_opens_the_sheet_once_then_a_strict_http_only_cookie_carries_it(server, sheet, browser, saved_file):
+    page = open_sheet(browser, server.url)
+    assert "token" not in page.url  # out of the address bar and history
+    (cookie,) = page.context.cookies()
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["name"]) == (True, "Strict", f"keeptrash-review-{server.port}")
+    assert page.evaluate("document.cookie") == ""
+    page.reload()
+    page.wait_for_function("document.getElementById('decided').textContent.startsWith('1 decided')")
+    page.context.close()
+    wrong = server.url.rsplit("=", 1)[0] + "=" + "x" * 43
+    for method, path, body, token in [("GET", "/", None, False), ("GET", "/decisions", None, False), ("GET", "/contact_sheet.html", None, False),
+                                      ("POST", "/decisions", saves((OTHER_PHOTO, "trash")), False)]:
+        status, text = request(server, method, path, body, token=token)
+        assert status == 403 and "token" in text and "<figure" not in text, (method, path)
+    status, _ = request(server, "GET", "/" + wrong.split("/", 3)[3], token=False)
+    assert status == 403
+    assert server.decisions.read_bytes() == saved_file
+
+
+def test_another_user_on_this_machine_can_neither_read_the_sheet_nor_write_decisions(server, saved_file, sheet):
+    if shutil.which("setpriv") is None or Path("/proc/self").stat().st_uid != 0:
+        pytest.skip("needs root and setpriv to run a client as another user")
+    client = f"""
+import urllib.request, urllib.error
+for method, path, body in [("GET", "/", None), ("GET", "/decisions", None), ("POST", "/decisions", b'{{"decisions": []}}')]:
+    request = urllib.request.Request("http://127.0.0.1:{server.port}" + path, data=body, method=method,
+                                     headers={{"Content-Type": "application/json"}})
+    try:
+        print(method, path, urllib.request.urlopen(request, timeout=20).status)
+    except urllib.error.HTTPError as error:
+        print(method, path, error.code)
+"""
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", client],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["GET / 403", "GET /decisions 403", "POST /decisions 403"], result.stderr
+    assert server.decisions.read_bytes() == saved_file
+
+
+def test_a_new_decisions_file_is_the_persons_alone(server, sheet):
+    server.decisions.unlink(missing_ok=True)
+    assert post(server, saves((sheet["scores"]["sha256"].iloc[1], "trash")))[0] == 200
+    assert server.decisions.stat().st_mode & 0o777 == 0o600

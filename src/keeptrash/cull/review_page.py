@@ -132,6 +132,8 @@ SCRIPT = r"""
   });
   restore(saved);
   if (served) {
+    // The token has set this server's cookie: out of the address bar, it is not shown, shared or kept in history.
+    if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
     // The decisions file the server already holds (an earlier session, another tab) wins over this browser's memory;
     // the server reads it as the labels stage does, whatever its layout.
     fetch("decisions").then(response => response.ok

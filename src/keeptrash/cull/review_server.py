@@ -11,11 +11,15 @@ learns the saved decisions from this server, read by the labels stage's own read
 import functools
 import json
 import os
+import secrets
 import stat
 import threading
+from dataclasses import dataclass, field
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
@@ -118,20 +122,57 @@ def write_decisions(decisions: Path, table: pd.DataFrame) -> None:
     atomic_write(decisions, write)
 
 
+@dataclass(frozen=True)
+class _Session:
+    """What every request of one `keeptrash review` shares."""
+
+    sheet: Path
+    decisions: Path
+    token: str  # in the printed URL; any request without it (or its cookie) is refused
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one merge-write at a time
+
+
 class _Handler(BaseHTTPRequestHandler):
-    def __init__(self, *args, sheet: Path, decisions: Path, lock: threading.Lock, **kwargs):
-        self.sheet, self.decisions, self.lock = sheet, decisions, lock
+    def __init__(self, *args, session: _Session, **kwargs):
+        self.session = session
+        self.new_cookie = False
         super().__init__(*args, **kwargs)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # one line per request would bury the messages that matter
 
-    def _local(self) -> bool:
-        """Refuse requests that name another host (a web page elsewhere reaching this port by DNS rebinding)."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        if host in ("127.0.0.1", "localhost"):
-            return True
-        self._reply(HTTPStatus.FORBIDDEN, b"only http://127.0.0.1 may use this server\n")
+    @property
+    def cookie_name(self) -> str:
+        return f"keeptrash-review-{self.server.server_port}"  # cookies are shared across ports: one per server
+
+    def _allowed(self, write: bool) -> bool:
+        """Jupyter's rules: the request names 127.0.0.1 or localhost (not a host a web page rebound to this port) and
+        carries the token (in the URL, then in its cookie); a write must also come from the page itself, not from
+        another site's form or script (a text/plain form post needs no preflight)."""
+        host = self.headers.get("Host") or ""
+        if host.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost"):
+            return self._refuse(b"only http://127.0.0.1 may use this server\n", "a request for another host")
+        given = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        cookies = SimpleCookie()
+        try:
+            cookies.load(self.headers.get("Cookie") or "")
+        except CookieError:
+            pass
+        remembered = cookies[self.cookie_name].value if self.cookie_name in cookies else ""
+        expected = self.session.token.encode()
+        self.new_cookie = secrets.compare_digest(given.encode(), expected)
+        if not (self.new_cookie or secrets.compare_digest(remembered.encode(), expected)):
+            return self._refuse(
+                b"open the address keeptrash review printed: it holds the token this server asks for\n", "a request without the token"
+            )
+        origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site")
+        if write and ((origin is not None and origin != f"http://{host}") or site not in (None, "same-origin")):
+            return self._refuse(b"decisions are saved only from the contact sheet this server shows\n", f"a save from {origin or site}")
+        return True
+
+    def _refuse(self, body: bytes, what: str) -> bool:
+        print(f"review: refused {what}", flush=True)
+        self._reply(HTTPStatus.FORBIDDEN, body)
         return False
 
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
@@ -139,60 +180,66 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.new_cookie:
+            self.send_header("Set-Cookie", f"{self.cookie_name}={self.session.token}; Path=/; HttpOnly; SameSite=Strict")
         self.end_headers()
         self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        if not self._local():
+        if not self._allowed(write=False):
             return
-        if self.path == "/decisions":
+        path = urlsplit(self.path).path
+        if path == "/decisions":
             try:
-                rows = saved_decisions(self.decisions)
+                rows = saved_decisions(self.session.decisions)
             except KeeptrashError as error:
                 self._reply(HTTPStatus.CONFLICT, f"{error}\n".encode())
                 return
             latest = dict(zip(rows["sha256"], rows["decision"]))  # the last row of a photo wins, as in the labels stage
             self._reply(HTTPStatus.OK, json.dumps({"decisions": latest}).encode(), "application/json")
-        elif self.path in ("/", f"/{SHEET_NAME}"):
-            self._reply(HTTPStatus.OK, self.sheet.read_bytes(), "text/html; charset=utf-8")
+        elif path in ("/", f"/{SHEET_NAME}"):
+            self._reply(HTTPStatus.OK, self.session.sheet.read_bytes(), "text/html; charset=utf-8")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"only the contact sheet and its decisions are served here\n")
 
     def do_POST(self):  # noqa: N802
-        if not self._local():
+        if not self._allowed(write=True):
             return
-        if self.path != "/decisions":
+        if urlsplit(self.path).path != "/decisions":
             self._reply(HTTPStatus.NOT_FOUND, b"post decisions to /decisions\n")
+            return
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+            self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"decisions are posted as application/json\n")
             return
         length = int(self.headers.get("Content-Length") or 0)
         if not 0 < length <= MAX_BODY_BYTES:
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"a save of up to 100 MB is expected\n")
             return
         body = self.rfile.read(length)
+        decisions = self.session.decisions
         try:
             changes = posted_changes(body)
-            with self.lock:
-                saved = saved_decisions(self.decisions)
-                merged = merged_decisions(saved, changes)
+            with self.session.lock:
+                merged = merged_decisions(saved_decisions(decisions), changes)
                 if not changes.empty:
-                    write_decisions(self.decisions, merged)
+                    write_decisions(decisions, merged)
         except KeeptrashError as error:
             print(f"review: not saved: {error}", flush=True)
             self._reply(HTTPStatus.BAD_REQUEST, f"{error}\n".encode())
             return
         photos = merged["sha256"].nunique()
-        print(f"review: {photos} decisions saved to {self.decisions}", flush=True)
-        self._reply(HTTPStatus.OK, f"{photos} decisions saved to {self.decisions}\n".encode())
+        print(f"review: {photos} decisions saved to {decisions}", flush=True)
+        self._reply(HTTPStatus.OK, f"{photos} decisions saved to {decisions}\n".encode())
 
 
 def serve(sheet: Path, decisions: Path, port: int) -> None:
     """Serve the sheet until interrupted (Ctrl+C), merging every decision the page posts into decisions."""
-    handler = functools.partial(_Handler, sheet=sheet, decisions=decisions, lock=threading.Lock())
+    session = _Session(sheet, decisions, secrets.token_urlsafe(32))
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Handler, session=session))
     except OSError as error:
         raise KeeptrashError(f"--port {port}: cannot listen on 127.0.0.1 ({error.strerror}); pick another port or 0 for any") from None
     with server:
-        print(f"review: open http://127.0.0.1:{server.server_port}/ ; decisions are saved to {decisions} as you make them; "
-              "Ctrl+C to stop", flush=True)
+        print(f"review: open http://127.0.0.1:{server.server_port}/?token={session.token} ; decisions are saved to {decisions} "
+              "as you make them; Ctrl+C to stop", flush=True)
         server.serve_forever()
