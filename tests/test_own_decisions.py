@@ -4,12 +4,15 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES, copy_photos
 from keeptrash.errors import KeeptrashError
-from keeptrash.labels.labelling import build_labels, labels_summary
+from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
+from keeptrash.labels.own_decisions import decide
+from keeptrash.model.model_inputs import score_target
 from keeptrash.params import LabelsParams
 from test_labelling import metadata_frame
 
@@ -79,8 +82,8 @@ def test_a_decision_overrides_the_folder_and_the_rating_by_sha256_and_photos_sta
     summary = labels_summary(labels, metadata_frame([7.0]), 6.0)["own_decisions"]
     assert summary == {"files": 1, "rows": 4, "photos": 4, "repeated": 0, "conflicts": 0, "unmatched": 0, "applied": 4, "changed": 3}
     assert digests_below(own_dir) == before
-    # The rating is kept as the photo's score: only its label follows the person.
-    assert labels.table.set_index("path").loc[(own_dir / "rated" / PHOTO_NAMES[4]).as_posix(), "score"] == 80
+    # The person overruled the rating: it no longer scores the photo (its target follows the decision, see below).
+    assert pd.isna(labels.table.set_index("path").loc[(own_dir / "rated" / PHOTO_NAMES[4]).as_posix(), "score"])
 
 
 def test_the_latest_decision_wins_across_files_and_rows_and_conflicts_are_reported(own_dir):
@@ -190,3 +193,75 @@ def test_own_decisions_param_must_be_a_list(tmp_path):
     with pytest.raises(KeeptrashError, match=r"labels.own_decisions must be a list of strings, got 'data/own/decisions/mine.csv'"):
         parse_params(raw)
 
+
+
+# --- a decision decides the training target, not only the label ----------------------------------------------------
+
+RATINGS = (95, 85, 75, 65, 45, 35, 25, 15)  # threshold 50: four keeps, four trash
+
+
+@pytest.fixture
+def rated_dir(tmp_path) -> Path:
+    """own/rated holds 8 demo photos rated RATINGS (the first rated 95); own/keep and own/trash are empty."""
+    folder = tmp_path / "own"
+    (folder / "keep").mkdir(parents=True)
+    (folder / "trash").mkdir()
+    names = sorted(path.name for path in LIVEC_IMAGES.glob("*.jpg"))[:len(RATINGS)]
+    copy_photos(names, folder / "rated")
+    pd.DataFrame({"path": names, "score": RATINGS}).to_csv(folder / "rated" / "ratings.csv", index=False)
+    return folder
+
+
+def own_targets(labels, scale: str) -> pd.Series:
+    """The score target of each own photo (by its rating's position in RATINGS), as the ridge score and the regression
+    see it: all own photos together, as in one split."""
+    own = labels.table[labels.table["source"] == "own"].reset_index(drop=True)
+    names = sorted(own["path"].map(lambda path: Path(path).name))
+    position = own["path"].map(lambda path: names.index(Path(path).name))
+    return pd.Series(score_target(own, scale), index=position).sort_index()
+
+
+@pytest.mark.parametrize("scale", ["zscore", "rank"])
+def test_a_photo_decided_against_its_rating_trains_inside_its_decided_class(rated_dir, scale):
+    photos = sorted((rated_dir / "rated").glob("*.jpg"))
+    decisions = write_decisions(rated_dir / "decisions" / "mine.csv", [
+        ("best.jpg", sha256_of(photos[0]), "trash"),  # rated 95, the best: the person trashes it
+        ("worst.jpg", sha256_of(photos[-1]), "keep"),  # rated 15, the worst: the person keeps it
+    ])
+    labels = build_labels(metadata_frame([7.0, 4.0]), params_for(rated_dir, [decisions]))
+    assert labels.decisions.summary()["changed"] == 2
+    targets = own_targets(labels, scale)
+    rated_keeps, rated_trash = targets[1:4], targets[4:7]
+    assert targets[0] < rated_keeps.min() and targets[7] > rated_trash.max()
+    if scale == "zscore":  # the mean target of the class in its source, whatever the overruled rating was
+        assert targets[0] == pytest.approx(rated_trash.mean()) and targets[7] == pytest.approx(rated_keeps.mean())
+    else:  # the class's end, as a photo sorted by hand into keep/ or trash/
+        assert (targets[0], targets[7]) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("scale", ["zscore", "rank"])
+def test_decisions_that_confirm_the_ratings_leave_every_target_as_it_was(rated_dir, scale):
+    photos = sorted((rated_dir / "rated").glob("*.jpg"))
+    decisions = write_decisions(rated_dir / "decisions" / "mine.csv", [
+        (photo.name, sha256_of(photo), "keep" if rating >= 50 else "trash") for photo, rating in zip(photos, RATINGS)
+    ])
+    undecided = build_labels(metadata_frame([7.0, 4.0]), params_for(rated_dir, []))
+    confirmed = build_labels(metadata_frame([7.0, 4.0]), params_for(rated_dir, [decisions]))
+    assert (confirmed.decisions.summary()["applied"], confirmed.decisions.summary()["changed"]) == (len(RATINGS), 0)
+    pd.testing.assert_frame_equal(confirmed.table, undecided.table)
+    pd.testing.assert_series_equal(own_targets(confirmed, scale), own_targets(undecided, scale))
+
+
+def test_decide_sets_the_label_and_clears_only_the_ratings_it_overrules():
+    table = pd.DataFrame(
+        {"source": ["own", "own", "own", "own", "ava"], "score": [90.0, 20.0, np.nan, 70.0, 7.5], "label": np.array([1, 0, 1, 1, 1], dtype="int8")},
+        index=[10, 11, 12, 13, 14],
+    )
+    decided = pd.Series({10: TRASH, 11: TRASH, 12: TRASH, 14: TRASH})  # 13 undecided
+    result = decide(table, decided)
+    assert result["label"].tolist() == [0, 0, 0, 1, 0] and result["label"].dtype == "int8"
+    # 10 and 14 overruled (rated above their threshold): unrated now; 11 confirmed: its rating stays.
+    assert result["score"].tolist()[1] == 20.0 and result["score"].tolist()[3] == 70.0
+    assert result["score"].isna().tolist() == [True, False, True, False, True]
+    assert table["score"].tolist()[0] == 90.0  # the caller's table is left alone
+    pd.testing.assert_frame_equal(decide(table, pd.Series(dtype="int64")), table)  # no decisions: nothing changes

@@ -12,6 +12,9 @@ A decision labels every own photo with that sha256: in own_dir keep/ or trash/ (
 ratings CSV (overriding the rating), or anywhere else in own_dir, where photos wait unlabelled to be reviewed
 (keeptrash.labels.labelling.unsorted_own_photos). Decisions for photos the labels stage cannot find there cannot become
 labels, since the pipeline could not read the photo again; they are counted and ignored.
+
+A decision decides the training target too, not only the label (`decide`): a decision that reverses a photo's label
+replaces its rating, so the photo trains as one sorted by hand into the decided class.
 """
 
 import re
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -140,6 +144,26 @@ def read_decisions(files: list[Path], own_dir: Path) -> tuple[pd.DataFrame, Deci
     return latest, report
 
 
+def decide(table: pd.DataFrame, decided: pd.Series) -> pd.DataFrame:
+    """The labels table (label and score per row) with a person's decisions: decided holds the decided class (KEEP 1 or
+    TRASH 0) of some of its rows, by index. Any label source of decisions goes through here, so they all train alike.
+
+    A decision sets the photo's label. Where it reverses the label (a rating on the other side of its threshold, say),
+    it also clears the photo's score: the person overruled the rating, which must then say nothing about the photo,
+    neither as the target the ridge score and the regression learn nor in the Spearman against ratings. The photo
+    trains as a photo sorted by hand into the decided class, whose target model_inputs.score_target places inside
+    that class (its source's mean for the class on zscore, the class's end on rank), wherever its rating was. The
+    decision says which side, not how far: a top-rated photo the person trashed is no worse than their other trash.
+    A decision that agrees with the label changes nothing: the rating stays, as it says how good within the class.
+    """
+    rows = decided.index
+    overruled = rows[(table.loc[rows, "label"] != decided).to_numpy()]
+    table = table.copy()
+    table.loc[rows, "label"] = decided.astype(table["label"].dtype)
+    table.loc[overruled, "score"] = np.nan
+    return table
+
+
 def apply_decisions(
     table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport, unlabelled: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
@@ -149,16 +173,15 @@ def apply_decisions(
     decided = pd.Series(False, index=table.index)
     if decisions.empty:
         return table, decided
-    table = table.copy()
     own = table.loc[table["source"] == "own", "path"]
     hashing = tqdm(own.items(), total=len(own), desc="matching decisions", unit="img", disable=None)
     contents = pd.Series({index: readable_file_digest(Path(path)) for index, path in hashing}, dtype=object)
     matched = contents[contents.isin(decisions.index)]
-    labels = matched.map(decisions["decision"]).map(LABEL_OF_DECISION).astype(table["label"].dtype)
+    labels = matched.map(decisions["decision"]).map(LABEL_OF_DECISION)
     report.applied = matched.nunique()
     reversed_label = (table.loc[matched.index, "label"] != labels) & ~unlabelled[matched.index]
     report.changed = matched[reversed_label].nunique()
-    table.loc[matched.index, "label"] = labels
+    table = decide(table, labels)
     decided[matched.index] = True
     unmatched = decisions[~decisions.index.isin(matched)]
     report.unmatched = len(unmatched)

@@ -150,7 +150,8 @@ def score_target(rows: pd.DataFrame, scale: str) -> np.ndarray:
     score, which keeps how far apart two photos' ratings are. An unrated photo takes the mean standard
     score of its source's rated photos with its label (every rated keep scores above every rated trash,
     so an unrated keep stays above them all), or +1 / -1 when the source has none, as does every photo of
-    a source whose ratings do not vary.
+    a source whose ratings do not vary. A photo whose rating a person's decision overruled is unrated here
+    (keeptrash.labels.own_decisions.decide), so its target lies inside its decided class.
     """
     label = rows["label"].astype(float)
     if scale == "rank":
