@@ -54,6 +54,29 @@ def test_default_run_writes_every_metric_and_plot(pipeline_repo: Path) -> None:
     assert len(pd.read_csv(pipeline_repo / "metrics/analysis/training.csv")) == train["iterations_trained"]
 
 
+def intervals_with_estimates(pipeline_repo: Path) -> dict[str, tuple[float, list[float]]]:
+    """Every 95% interval the metrics hold, with the estimate it is about: summary.json's headline (as text),
+    benchmark.json's ci95 and train.json's overfitting gap."""
+    summary = read_metrics(pipeline_repo, "summary")["headline"]
+    benchmark = read_metrics(pipeline_repo, "benchmark")
+    train = read_metrics(pipeline_repo, "train")
+    found = {
+        f"summary {name}": (summary[name], [float(end) for end in summary[f"{name}_95ci"].split(" to ")])
+        for name in summary if f"{name}_95ci" in summary
+    }
+    found.update({f"benchmark {name}": (benchmark.get(name, summary.get(f"test_{name}")), interval) for name, interval in benchmark["ci95"].items()})
+    found["train overfitting_gap"] = (train["overfitting_gap"], train["overfitting_gap_ci95"])
+    return found
+
+
+@pytest.mark.parametrize("run", ["this test's run", "the committed default run"])
+def test_every_interval_holds_its_estimate(pipeline_repo: Path, run: str) -> None:
+    intervals = intervals_with_estimates(pipeline_repo if run == "this test's run" else REPO)
+    assert len(intervals) >= 10
+    for name, (estimate, (low, high)) in intervals.items():
+        assert low <= estimate <= high, f"{name}: {estimate} outside {low} to {high}"
+
+
 def test_outputs_are_linked_to_the_cache_not_copied(pipeline_repo: Path) -> None:
     # Queued experiments check outputs out of the cache the same way: links cost no space or time.
     features = pipeline_repo / "data/features.parquet"

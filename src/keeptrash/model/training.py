@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from keeptrash.benchmark.evaluation import gap_interval
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.images import OK
@@ -328,24 +329,39 @@ def load_model(path: Path) -> tuple[CatBoostClassifier, dict[str, Any]]:
     return model, metadata
 
 
-def split_scores(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:
-    scores = {}
+def split_decisions(model: CatBoostClassifier, table: pd.DataFrame, feature_columns: list[str], threshold: float) -> dict:
+    """Each split's labels and keep decisions (1 keeps), from the rows as given: the train split's inputs are the
+    leave-one-out ones training_inputs made, so every figure computed from these is about the same predictions."""
+    decisions = {}
     for split in ("train", "val", "test"):
         rows = table[table["split"] == split]
-        if rows.empty:
+        predicted = (model.predict_proba(rows[feature_columns])[:, 1] >= threshold).astype(int) if len(rows) else np.zeros(0, int)
+        decisions[split] = (rows["label"].to_numpy(), predicted)
+    return decisions
+
+
+def split_scores(decisions: dict) -> dict:
+    scores = {}
+    for split, (labels, predicted) in decisions.items():
+        if not len(labels):
             scores[split] = {"accuracy": np.nan, "balanced_accuracy": np.nan, "rows": 0}
             continue
-        predicted = (model.predict_proba(rows[feature_columns])[:, 1] >= threshold).astype(int)
         scores[split] = {
-            "accuracy": round(float(accuracy_score(rows["label"], predicted)), 4),
-            "balanced_accuracy": round(float(balanced_accuracy_score(rows["label"], predicted)), 4),
-            "rows": int(len(rows)),
+            "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+            "balanced_accuracy": round(float(balanced_accuracy_score(labels, predicted)), 4),
+            "rows": int(len(labels)),
         }
     return scores
 
 
-def train_summary(model: CatBoostClassifier, scores: dict, threshold: float, skipped: int) -> dict:
+def train_summary(model: CatBoostClassifier, decisions: dict, threshold: float, skipped: int) -> dict:
+    """The per-split figures of split_decisions, and the overfitting gap with its 95% interval from resampling the
+    very decisions the gap is computed from."""
+    scores = split_scores(decisions)
     gap = round(100 * (scores["train"]["accuracy"] - scores["val"]["accuracy"]), 2)
+    gap_ci95 = [np.nan, np.nan]
+    if scores["val"]["rows"]:
+        gap_ci95 = gap_interval(*(labels == predicted for labels, predicted in (decisions["train"], decisions["val"])))
     return {
         "train_accuracy": scores["train"]["accuracy"],
         "val_accuracy": scores["val"]["accuracy"],
@@ -354,6 +370,7 @@ def train_summary(model: CatBoostClassifier, scores: dict, threshold: float, ski
         "val_balanced_accuracy": scores["val"]["balanced_accuracy"],
         "test_balanced_accuracy": scores["test"]["balanced_accuracy"],
         "overfitting_gap": gap,
+        "overfitting_gap_ci95": gap_ci95,
         "overfitting_verdict": overfitting_verdict(gap) if np.isfinite(gap) else "unknown (no validation split)",
         "decision_threshold": threshold,
         "iterations_trained": int(model.tree_count_),

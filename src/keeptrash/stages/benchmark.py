@@ -3,7 +3,6 @@ confusion matrix plots, and metrics/summary.json: the headline figures a reviewe
 
 import json
 
-import numpy as np
 from dvclive import Live
 
 from keeptrash import paths
@@ -12,7 +11,6 @@ from keeptrash.benchmark.evaluation import (
     CLASS_NAMES,
     benchmark_metrics,
     ratings_by_source,
-    gap_interval,
     headline_with_intervals,
     summary_metrics,
 )
@@ -21,15 +19,14 @@ from keeptrash.model.trained import TrainedModel
 from keeptrash.model.training import join_features
 
 
-def correct_decisions(model: TrainedModel, rows) -> np.ndarray:
-    return model.keeps(model.keep_probability(rows)) == rows["label"].to_numpy().astype(bool)
-
-
 def read_train_metrics() -> dict:
     """The train stage's figures: the overfitting gap and verdict, and its cross-validation ("cv") when it ran one."""
     if not paths.TRAIN_METRICS.is_file():
         raise KeeptrashError(f"{paths.TRAIN_METRICS}: not found; run the 'train' stage first (dvc repro)")
-    return json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
+    metrics = json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
+    if "overfitting_gap_ci95" not in metrics:
+        raise KeeptrashError(f"{paths.TRAIN_METRICS}: written by an older train stage (no overfitting_gap_ci95); rerun it (dvc repro)")
+    return metrics
 
 
 @exits_cleanly
@@ -51,11 +48,9 @@ def main() -> None:
     metrics["ci95"] = {name: figure["ci95"] for name, figure in headline.items()}
     write_json(paths.BENCHMARK_METRICS, metrics)
     train_metrics = read_train_metrics()
-    train, val = (table[table["split"] == split] for split in ("train", "val"))
-    # The gap's value and verdict are the train stage's; the interval comes from resampling its train and val photos.
-    gap = {"value": train_metrics["overfitting_gap"], "ci95": [np.nan, np.nan]}
-    if not val.empty:
-        gap["ci95"] = gap_interval(correct_decisions(model, train), correct_decisions(model, val))
+    # The gap, its interval and its verdict are the train stage's: only it has the leave-one-out inputs of the
+    # training photos that the gap is measured on.
+    gap = {"value": train_metrics["overfitting_gap"], "ci95": train_metrics["overfitting_gap_ci95"]}
     write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, train_metrics["overfitting_verdict"], train_metrics.get("cv")))
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))
     with Live(dir=str(paths.BENCHMARK_PLOTS), save_dvc_exp=False, dvcyaml=None, report=None) as live:

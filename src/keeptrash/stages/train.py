@@ -16,7 +16,7 @@ from keeptrash.model.training import (
     fit_classifier,
     join_features,
     learning_curves,
-    split_scores,
+    split_decisions,
     train_summary,
     training_inputs,
 )
@@ -51,7 +51,7 @@ def main() -> None:
     threshold = decision_threshold(model, val, columns, params.train)
     trained.save(model, params.features, spec, threshold, paths.MODEL)
     log_learning_curves(learning_curves(model, train, val, columns))
-    summary = train_summary(model, split_scores(model, inputs, columns, threshold), threshold, skipped)
+    summary = train_summary(model, split_decisions(model, inputs, columns, threshold), threshold, skipped)
     summary["noise_copies"] = int((inputs["split"] == NOISE_COPY).sum())
     if params.train.cv_folds:
         started = time.perf_counter()
