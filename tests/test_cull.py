@@ -20,7 +20,7 @@ import yaml
 from catboost import CatBoostClassifier
 from PIL import Image
 
-from conftest import CHEAP_FEATURES, CULL_MODEL_PHOTOS, LIVEC_IMAGES, PARAMS_YAML, copy_photos, train_livec_model
+from conftest import CHEAP_FEATURES, CULL_MODEL_PHOTOS, LIVEC_IMAGES, PARAMS_YAML, PHOTO_NAMES, copy_photos, train_livec_model
 from keeptrash.cli import CSV_NAME
 from keeptrash.cull.contact_sheet import render_contact_sheet, thumbnail_data_uri
 from keeptrash.cull.scan import scan_folder
@@ -362,7 +362,7 @@ def test_dry_run_changes_nothing_and_writes_csv_and_sheet(library, tmp_path, mod
     before = digests_of(library)
     result = keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(tmp_path / "out"))
     assert digests_of(library) == before
-    assert sorted(os.listdir(tmp_path / "out")) == ["contact_sheet.html", "keeptrash.csv"]
+    assert sorted(os.listdir(tmp_path / "out")) == [".keeptrash-cull.json", "contact_sheet.html", "keeptrash.csv"]
     table = read_results(tmp_path / "out")
     assert len(table) == 12
     skipped = table[table["decision"] == "skipped"]
@@ -533,7 +533,7 @@ def test_out_inside_the_folder_is_not_rescored_on_the_next_run(library, tmp_path
     journals = sorted(library.glob("undo-*.jsonl"))
     assert len(journals) == 1  # the second run moved nothing, so it left no journal
     keeptrash("undo", str(journals[0]))
-    outputs = (".csv", ".html", ".jsonl")
+    outputs = (".csv", ".html", ".jsonl", ".keeptrash-cull.json")
     assert {k: v for k, v in digests_of(library).items() if not k.endswith(outputs)} == before
 
 
@@ -577,3 +577,37 @@ def test_a_regress_model_scores_photos_with_its_calibrated_keep_probability(mess
     assert model.classifier.get_all_params()["loss_function"] == "RMSE"
     assert scores["keep_probability"].between(0, 1).all()
     assert ((scores["keep_probability"] >= model.threshold) == (scores["decision"] == KEEP)).all()
+
+
+def test_cull_never_replaces_or_writes_through_what_a_person_put_in_out(library, tmp_path, model_path, cache_root):
+    """A person's own keeptrash.csv, a contact_sheet.html that links to a photo elsewhere, a keep/ that links to a
+    folder elsewhere: each refused in one line before any scoring, nothing written or moved. A rerun into cull's own
+    output replaces its own files; once the person edits one, it is theirs."""
+    elsewhere = tmp_path / "elsewhere"
+    photo = copy_photos([PHOTO_NAMES[0]], elsewhere)[0]
+    planted = {
+        "own-csv": lambda out: (out / CSV_NAME).write_text("my own notes\n"),
+        "linked-sheet": lambda out: (out / "contact_sheet.html").symlink_to(photo),
+        "linked-keep": lambda out: (out / "keep").symlink_to(elsewhere, target_is_directory=True),
+    }
+    before, elsewhere_before = digests_of(library), digests_of(elsewhere)
+    for case, plant in planted.items():
+        out = tmp_path / case
+        out.mkdir()
+        plant(out)
+        out_before = sorted(os.listdir(out))
+        result = keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(out), "--move", check=False)
+        assert result.returncode == 2, case
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"keeptrash: error: {out}/"), (case, result.stderr)
+        assert sorted(os.listdir(out)) == out_before, case
+        assert digests_of(library) == before and digests_of(elsewhere) == elsewhere_before, case
+    assert (tmp_path / "own-csv" / CSV_NAME).read_text() == "my own notes\n"
+    out = tmp_path / "out"
+    keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(out))
+    keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(out))  # its own files: replaced
+    with (out / CSV_NAME).open("a") as csv:
+        csv.write("my note\n")
+    result = keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(out), check=False)
+    assert result.returncode == 2 and f"{out}/{CSV_NAME}: exists and is not a file keeptrash cull wrote" in result.stderr
+    assert (out / CSV_NAME).read_text().endswith("my note\n")

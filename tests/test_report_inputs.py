@@ -136,3 +136,56 @@ def test_a_broken_revision_through_the_command_is_one_line(report_repo, tmp_path
         "keeptrash: error: text-threshold: metrics/benchmark.json: decision_threshold must be a number from 0 to 1, got 'high'; "
         "it is not what the pipeline writes: rerun dvc repro there"
     ]
+
+
+# --- --out: only a new, empty or report-made folder, never through a symlink -------------------------------------
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every entry of folder: a file's bytes, a symlink's target."""
+    return {
+        entry.name: os.readlink(entry) if entry.is_symlink() else entry.read_bytes()
+        for entry in sorted(folder.iterdir())
+    }
+
+
+def test_report_refuses_a_folder_of_a_persons_files_and_changes_none(report_repo, tmp_path, photo):
+    out = tmp_path / "my-figures"
+    out.mkdir()
+    for name in ("calibration.png", "roc.png"):
+        (out / name).write_bytes(photo.read_bytes())
+    (out / "report.md").write_text("my own notes\n")
+    before = snapshot(out)
+    result = keeptrash(report_repo, "report", "--base", "good", "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"keeptrash: error: {out}: holds files keeptrash report did not write; pass --out a new or empty folder"
+    ]
+    assert snapshot(out) == before
+
+
+def test_report_rewrites_its_own_folder_but_never_through_a_link_or_over_an_edit(report_repo, tmp_path, photo):
+    out = tmp_path / "report"
+    photo_before = photo.read_bytes()
+    keeptrash(report_repo, "report", "--base", "good", "--out", str(out)).check_returncode()
+    assert {"report.md", "roc.png", "calibration.png"} <= set(os.listdir(out))
+    (out / "notes.txt").write_text("mine")  # a person's file beside the report's: left alone by a rerun
+    keeptrash(report_repo, "report", "--base", "good", "--out", str(out)).check_returncode()
+    assert (out / "report.md").read_text().startswith("# keeptrash review") and (out / "notes.txt").read_text() == "mine"
+    # roc.png made a link to a photo elsewhere: refused, the photo still the same JPEG, nothing created beside it.
+    (out / "roc.png").unlink()
+    (out / "roc.png").symlink_to(photo)
+    before, beside_photo = snapshot(out), sorted(os.listdir(photo.parent))
+    result = keeptrash(report_repo, "report", "--base", "good", "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"keeptrash: error: {out}/roc.png: is a symlink; keeptrash writes through no link: remove it, or pass --out a new or empty folder"
+    ]
+    assert snapshot(out) == before and photo.read_bytes() == photo_before and sorted(os.listdir(photo.parent)) == beside_photo
+    # A report file the person edited is theirs now.
+    (out / "roc.png").unlink()
+    with (out / "report.md").open("a") as report:
+        report.write("my comment\n")
+    result = keeptrash(report_repo, "report", "--base", "good", "--out", str(out))
+    assert result.returncode == 2
+    assert f"{out}/report.md: exists and is not a file keeptrash report wrote (or it changed since)" in result.stderr
+    assert (out / "report.md").read_text().endswith("my comment\n")

@@ -22,7 +22,8 @@ from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.sorting import MODES, sort_photo, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly
 from keeptrash.features.store import default_cache_root
-from keeptrash.io import atomic_write, write_csv
+from keeptrash.io import csv_text
+from keeptrash.output_folder import OutputFolder
 from keeptrash.params import GroupingParams
 
 # Large enough for 100+ MP panoramas, small enough that a decompression bomb is refused.
@@ -181,14 +182,23 @@ def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.D
     return table.assign(path=table["path"].map(printable), reason=table["reason"].map(printable))
 
 
-def prepare_output(out: Path) -> None:
-    """Create the output folder up front, so a bad --out fails in a second, not after scoring every photo."""
+def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
+    """Create the output folder up front, so a bad --out fails in a second, not after scoring every photo: a file in
+    the way of the CSV or sheet, or a keep/ or trash/ that is a symlink (photos would leave --out, out of undo's reach)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise KeeptrashError(f"{printable(out)}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise KeeptrashError(f"{printable(out)}: output folder is not writable; pass --out a writable folder")
+    output = OutputFolder(out, "cull", (CSV_NAME, *([SHEET_NAME] if contact_sheet else [])), new_only=False, hint="pass another --out")
+    for sorted_folder in (out / KEEP, out / TRASH):
+        if sorted_folder.is_symlink() or (sorted_folder.exists() and not sorted_folder.is_dir()):
+            raise KeeptrashError(
+                f"{printable(sorted_folder)}: is a symlink or not a folder; photos are sorted only into real folders "
+                "inside --out: remove it, or pass another --out"
+            )
+    return output
 
 
 def cull(args: argparse.Namespace) -> None:
@@ -203,7 +213,7 @@ def cull(args: argparse.Namespace) -> None:
         model = dataclasses.replace(model, threshold=args.threshold)
     if not folder.is_dir():
         raise KeeptrashError(f"{printable(folder)}: not a folder; pass the folder of photos to cull")
-    prepare_output(out)
+    output = prepare_output(out, args.contact_sheet)
     # A second run sorting the same photos or into the same output waits for nothing: it is refused in one line.
     with exclusive_folders(folder, out) if args.mode else contextlib.nullcontext():
         started = time.perf_counter()
@@ -222,11 +232,11 @@ def cull(args: argparse.Namespace) -> None:
             page = render_contact_sheet(
                 scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels, args.order
             )
-            atomic_write(out / SHEET_NAME, lambda temp: temp.write_text(page, encoding="utf-8"))
+            output.write(SHEET_NAME, page.encode("utf-8"))
         scores = scores.assign(sorted_to="", action="")
         journal = sort_scored(scores, folder, out, args.mode) if args.mode else None
         table = results_table(scores, skipped)
-        write_csv(out / CSV_NAME, table)
+        output.write(CSV_NAME, csv_text(table).encode("utf-8"))
         seconds = time.perf_counter() - started
         kept = int((scores["decision"] == KEEP).sum())
         scanned = len(scan.photos) + len(scan.skipped)

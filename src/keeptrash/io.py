@@ -69,8 +69,13 @@ def write_table(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda temp: table.to_parquet(temp, index=False))
 
 
+def csv_text(table: pd.DataFrame) -> str:
+    return table.to_csv(index=False)
+
+
 def write_csv(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, lambda temp: table.to_csv(temp, index=False, encoding="utf-8"))
+    text = csv_text(table)
+    atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8", newline=""))
 
 
 def read_table(path: Path, produced_by: str) -> pd.DataFrame:

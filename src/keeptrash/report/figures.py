@@ -1,6 +1,7 @@
 """The report's pictures: DVC's own plots of both revisions rendered to PNG offline with vl-convert,
 and a contact sheet of the test photos whose decision changed."""
 
+import io
 import json
 import subprocess
 import sys
@@ -39,14 +40,17 @@ def plots_of(revisions: list[str]) -> dict[str, dict]:
     }
 
 
-def render_plots(specs: dict[str, dict], out: Path) -> dict[str, Path]:
-    """PNG of each key plot that the revisions have; name -> file."""
-    written = {}
-    for name, plot_id in KEY_PLOTS.items():
-        if plot_id in specs:
-            written[name] = out / f"{name}.png"
-            written[name].write_bytes(vl_convert.vegalite_to_png(specs[plot_id], scale=1.5, vl_version=VEGA_LITE_VERSION))
-    return written
+def plot_file(name: str) -> str:
+    return f"{name}.png"
+
+
+def render_plots(specs: dict[str, dict]) -> dict[str, bytes]:
+    """The PNG of each key plot that the revisions have, by name."""
+    return {
+        name: vl_convert.vegalite_to_png(specs[plot_id], scale=1.5, vl_version=VEGA_LITE_VERSION)
+        for name, plot_id in KEY_PLOTS.items()
+        if plot_id in specs
+    }
 
 
 def _thumbnail(path: str | None) -> Image.Image | None:
@@ -61,8 +65,8 @@ def _thumbnail(path: str | None) -> Image.Image | None:
     return image
 
 
-def contact_sheet(changed: pd.DataFrame, photo_paths: dict[str, str], base_name: str, new_name: str, path: Path) -> None:
-    """A grid of the changed photos, each captioned with its true label and both revisions' keep probability."""
+def contact_sheet(changed: pd.DataFrame, photo_paths: dict[str, str], base_name: str, new_name: str) -> bytes:
+    """A PNG grid of the changed photos, each captioned with its true label and both revisions' keep probability."""
     cell_width, cell_height = THUMBNAIL + 20, THUMBNAIL + CAPTION
     rows = -(-len(changed) // COLUMNS)
     sheet = Image.new("RGB", (cell_width * min(len(changed), COLUMNS), cell_height * rows), "white")
@@ -82,4 +86,6 @@ def contact_sheet(changed: pd.DataFrame, photo_paths: dict[str, str], base_name:
             f"{new_name[:14]}: {photo.probability_new:.2f} {photo.decision_new}"
         )
         draw.multiline_text((left, top + THUMBNAIL + 4), caption, fill="black", font=font, spacing=3)
-    sheet.save(path)
+    png = io.BytesIO()
+    sheet.save(png, "PNG")
+    return png.getvalue()
