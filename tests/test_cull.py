@@ -5,6 +5,7 @@ scoring reads its backbone, input size and threshold from the model file like it
 """
 
 import base64
+import csv
 import hashlib
 import io
 import os
@@ -29,7 +30,9 @@ from keeptrash.cull import KEEP
 from keeptrash.errors import KeeptrashError
 from keeptrash.features import PREPROCESSING_VERSION
 from keeptrash.features.runtimes import EXPORTS_FOLDER
+from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV
+from keeptrash.io import spreadsheet_text
 
 MAX_PIXELS = 300_000_000
 ORIENTATION = 0x0112
@@ -611,3 +614,29 @@ def test_cull_never_replaces_or_writes_through_what_a_person_put_in_out(library,
     result = keeptrash("cull", str(library), "-r", "--model", str(model_path), "--out", str(out), check=False)
     assert result.returncode == 2 and f"{out}/{CSV_NAME}: exists and is not a file keeptrash cull wrote" in result.stderr
     assert (out / CSV_NAME).read_text().endswith("my note\n")
+
+
+FORMULA_NAMES = ("=HYPERLINK(1).jpg", "+1+2.jpg", "-2+3.jpg", "@SUM(A1).jpg", "\tTab.jpg", "\rCR.jpg")
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(tmp_path, model_path, cache_root):
+    """`keeptrash cull .` lists photos by names relative to the folder, so a name is a cell's start."""
+    photos = tmp_path / "photos"
+    for name, source in zip((*FORMULA_NAMES, "plain.jpg"), sorted(os.listdir(LIVEC_IMAGES))):
+        copy_photos([source], photos)
+        (photos / source).rename(photos / name)
+    (photos / "=broken.jpg").write_bytes(b"not a photo")  # a skipped row carries its path too
+    command = [str(Path(sys.executable).parent / "keeptrash"), "cull", ".", "--model", str(model_path), "--out", str(tmp_path / "out")]
+    assert subprocess.run(command, cwd=photos, capture_output=True).returncode == 0
+    with (tmp_path / "out" / CSV_NAME).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    written = {row["path"]: row for row in rows}
+    names = (*FORMULA_NAMES, "=broken.jpg")
+    assert set(written) == {"'" + name for name in names} | {"plain.jpg"}
+    assert {spreadsheet_text(cell) for cell in written} == {*names, "plain.jpg"}
+    assert written["'=broken.jpg"]["decision"] == "skipped"
+    # Numbers stay numbers: no numeric cell is quoted, negative ones included.
+    numeric = ("keep_probability", *STAT_NAMES)
+    scored = [row for row in rows if row["decision"] != "skipped"]
+    assert all(not row[column].startswith("'") and float(row[column]) == float(row[column]) for row in scored for column in numeric)
+    assert any(row[column].startswith("-") for row in scored for column in numeric)  # e.g. a log10 sharpness

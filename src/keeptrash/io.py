@@ -70,7 +70,15 @@ def write_table(path: Path, table: pd.DataFrame) -> None:
 
 
 def csv_text(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False)
+    """The table as CSV for people to open: text cells spreadsheet_safe, numbers as they are (a negative number is
+    not a formula, and must stay a number)."""
+    safe = table.copy()
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            safe[column] = table[column].map(lambda cell: spreadsheet_safe(cell) if isinstance(cell, str) else cell)
+    # CRLF ends rows (RFC 4180): the csv module quotes a cell holding any character of the row ending, so a carriage
+    # return inside a file name is quoted too, not left raw to split the row (as it was with "\n").
+    return safe.to_csv(index=False, lineterminator="\r\n")
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
