@@ -3,13 +3,13 @@ write there, never through a symlink.
 
 A hidden record in the folder (.keeptrash-<command>.json) holds the sha256 of every file the command wrote; a rerun
 replaces a file only while it still has those bytes, so a person's own file of the same name, or one they edited
-since, is refused in one line, not replaced. A new name is claimed exclusively (a hard link of the finished
-temporary file, which fails if the name exists, even as a symlink); a recorded file is replaced by rename, which
-replaces the directory entry and never writes through a link planted there.
+since, is refused in one line, not replaced. A new name is claimed exclusively (keeptrash.cull.safe_write.claim: a
+hard link of the finished temporary file or a rename that refuses to replace, failing on any existing name, a
+symlink too); a recorded file is replaced by rename, which replaces the directory entry and never writes through a
+link planted there.
 """
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -17,10 +17,9 @@ import stat
 import tempfile
 from pathlib import Path
 
+from keeptrash.cull.safe_write import claim
 from keeptrash.errors import KeeptrashError
 
-# Hard links cannot cross filesystems (EXDEV) and some filesystems (FAT, exFAT) refuse them outright.
-NO_HARD_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}
 # Readable like a photo beside it (a temporary file starts private).
 FILE_MODE = 0o644
 
@@ -120,12 +119,7 @@ class OutputFolder:
             temp.chmod(FILE_MODE)
             if replacing:
                 os.replace(temp, path)  # a rename replaces the name itself, whatever it is now
-                return
-            try:
-                os.link(temp, path)  # exclusive: fails on any existing name, a symlink too
-            except OSError as error:
-                if error.errno not in NO_HARD_LINK:
-                    raise
-                os.replace(temp, path)  # checked absent just before; a rename still never follows a link
+            else:
+                claim(temp, path)  # exclusive: fails on any existing name, a symlink too
         finally:
             temp.unlink(missing_ok=True)

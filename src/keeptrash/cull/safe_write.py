@@ -146,7 +146,7 @@ def _rename_without_replacing(source: Path, target: Path) -> None:
         raise OSError(code, os.strerror(code), str(target))  # FileExistsError for EEXIST
 
 
-def _claim(temp: Path, target: Path) -> None:
+def claim(temp: Path, target: Path) -> None:
     """Give the finished temporary copy the name target, unless that name is taken (FileExistsError)."""
     try:
         os.link(temp, target)
@@ -179,7 +179,7 @@ def copier(source: Path, folder: Path, name: str, sha256: str) -> Iterator[Calla
     def copy_to(target: Path) -> None:
         nonlocal temp
         temp = temp or _verified_copy(source, partial_path(folder, name, sha256), sha256)
-        _claim(temp, target)
+        claim(temp, target)
         temp = None
 
     try:
