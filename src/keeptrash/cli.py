@@ -14,13 +14,13 @@ from tqdm import tqdm
 
 from keeptrash import paths
 from keeptrash.cull import KEEP, TRASH, SortRefused, review_page
-from keeptrash.cull.contact_sheet import printable, render_contact_sheet
+from keeptrash.cull.contact_sheet import render_contact_sheet
 from keeptrash.cull.journal import new_journal
 from keeptrash.cull.ordering import ORDERS, uncertain_first
 from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.sorting import MODES, sort_photo, undo_moves
-from keeptrash.errors import KeeptrashError, exits_cleanly
+from keeptrash.errors import KeeptrashError, exits_cleanly, readable
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import csv_text
 from keeptrash.output_folder import OutputFolder
@@ -152,7 +152,7 @@ def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Pat
     try:
         journal = new_journal(out, folder) if mode == "move" else None
     except OSError as error:
-        raise KeeptrashError(f"{printable(out)}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
+        raise KeeptrashError(f"{readable(out)}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
     try:
         for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
             try:
@@ -161,7 +161,7 @@ def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Pat
                 where, action = "", f"not sorted: {refusal}"
             except OSError as error:
                 where, action = "", f"not sorted: {error.strerror or error}"
-            scores.loc[index, ["sorted_to", "action"]] = [printable(where), printable(action)]
+            scores.loc[index, ["sorted_to", "action"]] = [readable(where), readable(action)]
     finally:
         if journal:
             journal.close()
@@ -179,7 +179,7 @@ def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.D
         dtype=object,
     )
     table = pd.concat([scores, skipped_rows], ignore_index=True)
-    return table.assign(path=table["path"].map(printable), reason=table["reason"].map(printable))
+    return table.assign(path=table["path"].map(readable), reason=table["reason"].map(readable))
 
 
 def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
@@ -188,14 +188,14 @@ def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise KeeptrashError(f"{printable(out)}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
+        raise KeeptrashError(f"{readable(out)}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise KeeptrashError(f"{printable(out)}: output folder is not writable; pass --out a writable folder")
+        raise KeeptrashError(f"{readable(out)}: output folder is not writable; pass --out a writable folder")
     output = OutputFolder(out, "cull", (CSV_NAME, *([SHEET_NAME] if contact_sheet else [])), new_only=False, hint="pass another --out")
     for sorted_folder in (out / KEEP, out / TRASH):
         if sorted_folder.is_symlink() or (sorted_folder.exists() and not sorted_folder.is_dir()):
             raise KeeptrashError(
-                f"{printable(sorted_folder)}: is a symlink or not a folder; photos are sorted only into real folders "
+                f"{readable(sorted_folder)}: is a symlink or not a folder; photos are sorted only into real folders "
                 "inside --out: remove it, or pass another --out"
             )
     return output
@@ -212,7 +212,7 @@ def cull(args: argparse.Namespace) -> None:
     if args.threshold is not None:
         model = dataclasses.replace(model, threshold=args.threshold)
     if not folder.is_dir():
-        raise KeeptrashError(f"{printable(folder)}: not a folder; pass the folder of photos to cull")
+        raise KeeptrashError(f"{readable(folder)}: not a folder; pass the folder of photos to cull")
     output = prepare_output(out, args.contact_sheet)
     # A second run sorting the same photos or into the same output waits for nothing: it is refused in one line.
     with exclusive_folders(folder, out) if args.mode else contextlib.nullcontext():
@@ -230,7 +230,7 @@ def cull(args: argparse.Namespace) -> None:
         if args.contact_sheet:
             # Before sorting: a move takes the photos away from the paths the thumbnails are read from.
             page = render_contact_sheet(
-                scores, skipped, model.threshold, f"keeptrash: {printable(folder)}", args.max_pixels, args.order
+                scores, skipped, model.threshold, f"keeptrash: {readable(folder)}", args.max_pixels, args.order
             )
             output.write(SHEET_NAME, page.encode("utf-8"))
         scores = scores.assign(sorted_to="", action="")
@@ -246,16 +246,16 @@ def cull(args: argparse.Namespace) -> None:
             + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
         )
         print(f"cull: {series_summary(scores)}" + (f", at most the best {args.best_of} of each kept" if args.best_of else ""))
-        print(f"cull: wrote {printable(out / CSV_NAME)}" + (f" and {printable(out / SHEET_NAME)}" if args.contact_sheet else ""))
+        print(f"cull: wrote {readable(out / CSV_NAME)}" + (f" and {readable(out / SHEET_NAME)}" if args.contact_sheet else ""))
         if not args.mode:
             review = "review the contact sheet, then " if args.contact_sheet else ""
             print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
             return
         actions = Counter(scores["action"])
         done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
-        print(f"cull: into {printable(out)}/keep and /trash: {done}")
+        print(f"cull: into {readable(out)}/keep and /trash: {done}")
         if journal:
-            print(f"cull: to put the moved photos back: keeptrash undo {printable(journal)}")
+            print(f"cull: to put the moved photos back: keeptrash undo {readable(journal)}")
 
 
 def review(args: argparse.Namespace) -> None:
@@ -268,7 +268,7 @@ def review(args: argparse.Namespace) -> None:
 def undo(args: argparse.Namespace) -> None:
     report = undo_moves(args.manifest)
     for path, reason in report.problems:
-        print(f"undo: {printable(path)}: {printable(reason)}")
+        print(f"undo: {readable(path)}: {readable(reason)}")
     print(f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}")
     if report.problems:
         raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")
@@ -279,7 +279,7 @@ def report(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     written = build_report(args.base, args.new, args.out)
-    print(f"report: wrote {printable(written)} in {time.perf_counter() - started:.1f} s")
+    print(f"report: wrote {readable(written)} in {time.perf_counter() - started:.1f} s")
 
 
 @exits_cleanly

@@ -1,7 +1,9 @@
 """The one error type users see, and the wrapper that turns it into a one-line message."""
 
 import functools
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -10,6 +12,15 @@ class KeeptrashError(Exception):
 
 
 EXIT_USER_ERROR = 2
+
+
+def readable(text: Path | str) -> str:
+    """Text for people: bytes of file names that are not valid UTF-8 show as \\xNN instead of breaking the page or CSV."""
+    try:
+        raw = os.fsencode(str(text))
+    except UnicodeEncodeError:
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def exits_cleanly(main: Callable[[], None]) -> Callable[[], None]:

@@ -3,7 +3,6 @@
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,7 @@ from tqdm import tqdm
 
 from keeptrash.cull import KEEP, TRASH, review_page
 from keeptrash.cull.ordering import sheet_order
+from keeptrash.errors import readable
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 
 THUMBNAIL_SIDE = 240
@@ -30,15 +30,6 @@ table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid
 """
 
 
-def printable(text: Path | str) -> str:
-    """Text for people: bytes of file names that are not valid UTF-8 show as \\xNN instead of breaking the page or CSV."""
-    try:
-        raw = os.fsencode(str(text))
-    except UnicodeEncodeError:
-        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
-
-
 def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) -> str:
     """An upright JPEG thumbnail as a data: URI, or "" when the photo cannot be opened any more."""
     try:
@@ -53,10 +44,10 @@ def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) 
 
 
 def _card(row: pd.Series, thumbnail: str) -> str:
-    name = html.escape(printable(Path(row["path"]).name))
+    name = html.escape(readable(Path(row["path"]).name))
     image = f'<img src="{thumbnail}" alt="{name}">' if thumbnail else "<p>(no thumbnail)</p>"
     return (
-        f'<figure {review_page.card_attributes(printable(row["path"]), row["sha256"], row["decision"])}>{image}<figcaption>'
+        f'<figure {review_page.card_attributes(readable(row["path"]), row["sha256"], row["decision"])}>{image}<figcaption>'
         f'<span class="verdict">{row["decision"]}</span>'
         f'<span class="probability">{row["keep_probability"]:.2f}</span> {name}<br>'
         f'{html.escape(row["reason"])}</figcaption></figure>'
@@ -100,7 +91,7 @@ def render_contact_sheet(
         for decision in (KEEP, TRASH)
     )
     skipped_rows = "".join(
-        f"<tr><td>{html.escape(printable(path))}</td><td>{html.escape(printable(reason))}</td></tr>" for path, reason in skipped
+        f"<tr><td>{html.escape(readable(path))}</td><td>{html.escape(readable(reason))}</td></tr>" for path, reason in skipped
     )
     skipped_table = (
         f"<h2>skipped ({len(skipped)})</h2><table><tr><th>file</th><th>reason</th></tr>{skipped_rows}</table>" if skipped else ""

@@ -161,7 +161,7 @@ SCRIPT = r"""
 
 
 def card_attributes(path: str, sha256: str, decision: str) -> str:
-    """The data a card carries for the script: the photo's printable path, its sha256 and the model's decision."""
+    """The data a card carries for the script: the photo's readable path, its sha256 and the model's decision."""
     return (
         f'class="photo {decision}" tabindex="0" data-path="{html.escape(path)}" data-sha256="{html.escape(sha256)}" '
         f'data-model="{decision}"'
