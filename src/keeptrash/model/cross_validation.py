@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
+from tqdm import tqdm
 
 from keeptrash.errors import KeeptrashError
 from keeptrash.benchmark.evaluation import classification_metrics, spearman_within_sources
@@ -94,7 +95,9 @@ def fold_scores(table: pd.DataFrame, params: TrainParams, noise_copies: pd.DataF
     return pd.DataFrame(
         [
             fold_metrics(pool.iloc[fitted], pool.iloc[held_out], params, noise_copies)
-            for fitted, held_out in cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed)
+            for fitted, held_out in tqdm(
+                cv_folds(pool["label"], params.cv_folds, params.cv_repeats, params.seed), desc="cross-validation", unit="fold", disable=None
+            )
         ]
     )
 

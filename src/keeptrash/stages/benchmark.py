@@ -46,11 +46,13 @@ def main() -> None:
         headline[name]["value"] = metrics[name]  # one figure per metric across files (rounding can differ in the 4th digit)
     metrics["spearman"] = headline["spearman"]["value"]
     metrics["ci95"] = {name: figure["ci95"] for name, figure in headline.items()}
-    write_json(paths.BENCHMARK_METRICS, metrics)
     train_metrics = read_train_metrics()
     # The gap, its interval and its verdict are the train stage's: only it has the leave-one-out inputs of the
     # training photos that the gap is measured on.
     gap = {"value": train_metrics["overfitting_gap"], "ci95": train_metrics["overfitting_gap_ci95"]}
+    # Written once everything is computed (as the train stage does): a run interrupted during the resampling leaves the
+    # previous metrics, never a benchmark.json (which `keeptrash report` reads) from a run that did not finish.
+    write_json(paths.BENCHMARK_METRICS, metrics)
     write_json(paths.SUMMARY_METRICS, summary_metrics(headline, gap, train_metrics["overfitting_verdict"], train_metrics.get("cv")))
     write_table(paths.PREDICTIONS, test[["key", "source", "score", "label"]].assign(keep_probability=probabilities))
     with Live(dir=str(paths.BENCHMARK_PLOTS), save_dvc_exp=False, dvcyaml=None, report=None) as live:

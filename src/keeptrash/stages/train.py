@@ -49,11 +49,11 @@ def main() -> None:
     train, val = inputs[inputs["split"] == "train"], inputs[inputs["split"] == "val"]
     model = fit_classifier(train, val, columns, params.train, inputs[inputs["split"] == NOISE_COPY])
     threshold = decision_threshold(model, val, columns, params.train)
-    trained.save(model, params.features, spec, threshold, paths.MODEL)
-    log_learning_curves(learning_curves(model, train, val, columns))
+    curves = learning_curves(model, train, val, columns)
     summary = train_summary(model, split_decisions(model, inputs, columns, threshold), threshold, skipped)
     summary["noise_copies"] = int((inputs["split"] == NOISE_COPY).sum())
     if params.train.cv_folds:
+        print(f"train: cross-validating, {params.train.cv_folds} folds x {params.train.cv_repeats}", flush=True)
         started = time.perf_counter()
         summary["cv"] = cross_validate(table, params.train, noise_copies)
         cv = summary["cv"]
@@ -61,7 +61,12 @@ def main() -> None:
             f"train: {cv['folds']}-fold cross-validation x {cv['repeats']} in {time.perf_counter() - started:.1f} s: "
             + ", ".join(f"{name} {cv[name]['mean']:.3f} +- {cv[name]['sd']:.3f}" for name in ("roc_auc", "spearman", "overfitting_gap"))
         )
+    # Nothing is written until every step has finished, and the model last: a stage interrupted part-way (Ctrl+C during
+    # cross-validation) leaves the previous outputs as they were, never a model that `keeptrash cull` would take for
+    # the result of a finished run.
+    log_learning_curves(curves)
     write_json(paths.TRAIN_METRICS, summary)
+    trained.save(model, params.features, spec, threshold, paths.MODEL)
     print(
         f"train: accuracy train {summary['train_accuracy']:.3f} / val {summary['val_accuracy']:.3f} / "
         f"test {summary['test_accuracy']:.3f}, gap {summary['overfitting_gap']} points ({summary['overfitting_verdict']}), keep at P >= {threshold}"
