@@ -117,6 +117,9 @@ class LabelsParams:
     allow_paths_outside_csv: bool = flag(default=False)
     # CSVs exported from the contact sheet (keeptrash.labels.own_decisions), inside own_dir; the latest decision per photo counts.
     own_decisions: tuple[str, ...] = text_list(may_be_empty=True, default=())
+    # Past culls read from the XMP (sidecar or embedded) of photos under own_dir (keeptrash.labels.xmp_flags).
+    own_xmp: bool = flag(default=False)
+    own_xmp_keep_stars: int = whole(1, 5, default=2)
 
 
 @dataclass(frozen=True)

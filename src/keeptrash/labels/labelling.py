@@ -23,6 +23,7 @@ from keeptrash.errors import KeeptrashError
 from keeptrash.grouping import SeriesSplits, keep_series_together
 from keeptrash.images import list_images, readable_file_digest
 from keeptrash.labels.own_decisions import DecisionsReport, apply_decisions, read_decisions
+from keeptrash.labels.xmp_flags import XmpReport, apply_xmp
 from keeptrash.params import GroupingParams, LabelsParams
 
 KEEP, TRASH = 1, 0
@@ -225,6 +226,7 @@ class Labels:
     duplicates: Duplicates
     decisions: DecisionsReport = field(default_factory=DecisionsReport)
     series: SeriesSplits | None = None  # own photos' near-duplicate series, each kept within one split
+    xmp: XmpReport = field(default_factory=XmpReport)  # past culls read from the own photos' XMP (labels.own_xmp)
 
 
 def _rows_from(parts: list[pd.DataFrame], part: pd.DataFrame) -> np.ndarray:
@@ -239,21 +241,25 @@ def build_labels(metadata: pd.DataFrame, params: LabelsParams, grouping: Groupin
     if params.rated_own_csv:
         parts.append(rated_own_photos(Path(params.rated_own_csv), params.rated_own_threshold, params.allow_paths_outside_csv))
     decisions, report = read_decisions([Path(path) for path in params.own_decisions], Path(params.own_dir))
-    unsorted = unsorted_own_photos(Path(params.own_dir)) if len(decisions) else folders.iloc[:0]
+    unsorted = unsorted_own_photos(Path(params.own_dir)) if len(decisions) or params.own_xmp else folders.iloc[:0]
     unsorted = unsorted[~unsorted["path"].isin(pd.concat(parts)["path"])]  # e.g. rated photos kept in own_dir
     parts.append(unsorted)
     table = pd.concat(parts, ignore_index=True)
     sorted_by_hand, waiting = (pd.Series(_rows_from(parts, part), index=table.index) for part in (folders, unsorted))
-    # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree.
-    table, decided = apply_decisions(table, decisions, report, unlabelled=waiting)
-    table, duplicates = deduplicate(table[~waiting | decided], sorted_by_hand)
+    xmp_labelled, xmp = pd.Series(False, index=table.index), XmpReport()
+    if params.own_xmp:
+        table, xmp_labelled, xmp = apply_xmp(table, sorted_by_hand | waiting, sorted_by_hand, params.own_xmp_keep_stars)
+    # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree. A decision on the
+    # contact sheet overrides the XMP: it is the person's newest verdict, given to keeptrash itself.
+    table, decided = apply_decisions(table, decisions, report, unlabelled=waiting & ~xmp_labelled)
+    table, duplicates = deduplicate(table[~waiting | xmp_labelled | decided], sorted_by_hand)
     if table.empty:
         raise KeeptrashError("no labelled photos: set labels.max_ava above 0 or add photos to labels.own_dir keep/ and trash/")
     table["split"] = assign_splits(table, params.val_fraction, params.test_fraction, params.seed)
     own = table["source"] == "own"
     series = keep_series_together(table.loc[own, "key"], table.loc[own, "path"], table.loc[own, "split"], grouping, max_pixels)
     table.loc[own, "split"] = series.split
-    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates, report, series)
+    return Labels(table.sort_values("key", kind="stable").reset_index(drop=True), duplicates, report, series, xmp)
 
 
 def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> dict:
@@ -279,5 +285,6 @@ def labels_summary(labels: Labels, metadata: pd.DataFrame, threshold: float) -> 
         "counts": counts,
         "duplicates": labels.duplicates.summary(),
         "own_decisions": labels.decisions.summary(),
+        "own_xmp": labels.xmp.summary(),
         "near_duplicate_series": labels.series.summary() if labels.series else {},
     }

@@ -13,7 +13,7 @@ def main() -> None:
     params = all_params.labels
     metadata = read_table(paths.METADATA, "metadata")
     labels = build_labels(metadata, params, all_params.grouping, all_params.download.max_image_pixels)
-    for note in [*labels.decisions.notes, *labels.duplicates.notes]:
+    for note in [*labels.xmp.notes, *labels.decisions.notes, *labels.duplicates.notes]:
         print(f"labels: {note}")
     series = labels.series
     print(f"labels: {series.series} near-duplicate series ({series.photos_in_series} photos) kept within one split each, {series.photos_moved} photos moved to their series' split")

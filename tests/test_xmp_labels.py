@@ -1,0 +1,174 @@
+"""Past culls read from XMP become labels (labels.own_xmp): sidecars laid out as darktable, digiKam, Lightroom Classic and
+Photo Mechanic write them (tests/xmp_sidecars), XMP embedded in a JPEG and a TIFF by ExifTool, a broken sidecar; the
+labels stage maps their flags to keep/trash as docs/own-photos.md documents, and `dvc repro` trains on them."""
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import LIVEC_IMAGES, REPO
+from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
+from keeptrash.labels.xmp_flags import verdict_of
+from test_labelling import metadata_frame
+from test_own_decisions import digests_below, params_for, write_decisions
+
+SIDECARS = Path(__file__).parent / "xmp_sidecars"
+EXIFTOOL = shutil.which("exiftool")
+pytestmark = pytest.mark.skipif(EXIFTOOL is None, reason="ExifTool writes the embedded XMP (Debian: libimage-exiftool-perl)")
+
+
+@dataclass(frozen=True)
+class Shot:
+    name: str
+    label: int | None  # what the photo's XMP should make of it; None: unmapped
+    sidecar: str | None = None  # a file of tests/xmp_sidecars
+    sidecar_name: str = "{name}.xmp"  # darktable and digiKam: IMG_0001.jpg.xmp; Lightroom, Photo Mechanic: IMG_0001.xmp
+    embedded: tuple[str, ...] = ()  # ExifTool assignments written into the photo itself
+    folder: str = "shoot"
+
+
+# A shoot culled in four tools, copied into own_dir/shoot (outside keep/ and trash/: labelled by its XMP alone).
+SHOTS = (
+    Shot("IMG_0001.jpg", TRASH, "darktable-rejected.xmp"),
+    Shot("IMG_0002.jpg", KEEP, "darktable-3-stars.xmp"),
+    Shot("IMG_0003.jpg", None, "darktable-imported-1-star.xmp"),  # darktable's import default: no verdict
+    Shot("IMG_0004.jpg", KEEP, "digikam-accepted.xmp"),
+    Shot("IMG_0005.jpg", TRASH, "digikam-rejected-4-stars.xmp"),  # the reject beats the stars
+    Shot("IMG_0006.jpg", None, "digikam-pending.xmp"),
+    Shot("IMG_0007.jpg", KEEP, "lightroom-picked.xmp", "{stem}.xmp"),
+    Shot("IMG_0008.JPG", TRASH, "lightroom-rejected-2-stars.xmp", "{stem}.XMP"),  # as a Windows card names them
+    Shot("IMG_0009.jpg", KEEP, "lightroom-4-stars.xmp", "{stem}.xmp"),
+    Shot("IMG_0010.jpg", KEEP, "photomechanic-tagged.xmp", "{stem}.xmp"),
+    Shot("IMG_0011.jpg", TRASH, "photomechanic-trash.xmp", "{stem}.xmp"),
+    # digiKam writes into a JPEG itself by default; Lightroom does on "Save Metadata to File".
+    Shot("IMG_0012.jpg", TRASH, embedded=("-XMP-digiKam:PickLabel=1", "-XMP-xmp:Rating=3")),
+    Shot("IMG_0013.tif", KEEP, embedded=("-XMP-xmp:Rating=4",)),
+    Shot("IMG_0014.jpg", None, "malformed-cut-short.xmp", "{stem}.xmp"),
+    Shot("IMG_0015.jpg", None),  # never culled
+    # Accepted in digiKam, then rejected in darktable, both on IMG_0016.jpg.xmp: the flags disagree.
+    Shot("IMG_0016.jpg", None, "digikam-accepted.xmp", embedded=("-XMP-xmp:Rating=-1",)),
+    # Sorted into keep/ by hand, rejected in darktable: the folder decides.
+    Shot("IMG_0017.jpg", KEEP, "darktable-rejected.xmp", folder="keep"),
+)
+EXPECTED_COUNTS = {
+    "photos": 17, "read": 15, "unreadable": 1, "mapped": 12, "keep": 6, "trash": 6, "unmapped": 5,
+    "flag_conflicts": 1, "folder_conflicts": 1, "labelled": 11,
+}
+
+
+def exiftool(*arguments: str) -> None:
+    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", *arguments], check=True, capture_output=True)
+
+
+def lay_out_shoot(own_dir: Path, photos: list[str]) -> dict[str, Path]:
+    """SHOTS under own_dir, each a copy of one of `photos` (LIVE-C names), with its sidecar or embedded XMP; name -> photo."""
+    placed = {}
+    for shot, source in zip(SHOTS, photos, strict=False):
+        photo = own_dir / shot.folder / shot.name
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        if photo.suffix == ".tif":
+            Image.open(LIVEC_IMAGES / source).save(photo, compression="tiff_lzw")
+        else:
+            shutil.copyfile(LIVEC_IMAGES / source, photo)
+        target = photo
+        if shot.sidecar:
+            target = photo.parent / shot.sidecar_name.format(name=photo.name, stem=photo.stem)
+            shutil.copyfile(SIDECARS / shot.sidecar, target)
+        if shot.embedded:
+            exiftool(*shot.embedded, str(target))
+        placed[shot.name] = photo
+    return placed
+
+
+def unrated_photos(count: int) -> list[str]:
+    """LIVE-C photos the pipeline repo does not rate (it rates the first rows of the ratings CSV)."""
+    ratings = pd.read_csv(REPO / "data/sample/livec/ratings.csv")
+    return [Path(path).name for path in ratings["path"].iloc[-count:]]
+
+
+def own_labels(table: pd.DataFrame) -> dict[str, int]:
+    own = table[table["source"] == "own"]
+    return {Path(path).name: int(label) for path, label in zip(own["path"], own["label"]) if "livec" not in path}
+
+
+EXPECTED_LABELS = {shot.name: shot.label for shot in SHOTS if shot.label is not None}
+
+
+@pytest.fixture
+def shoot(tmp_path) -> Path:
+    own_dir = tmp_path / "own"
+    lay_out_shoot(own_dir, unrated_photos(len(SHOTS)))
+    (own_dir / "trash").mkdir()
+    return own_dir
+
+
+def xmp_params(own_dir: Path, decision_files: list[Path] = (), **changes):
+    return replace(params_for(own_dir, list(decision_files)), rated_own_csv="", own_xmp=True, **changes)
+
+
+def test_each_tools_flags_become_the_documented_labels_and_are_counted(shoot, capsys):
+    before = digests_below(shoot)
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot))
+    assert own_labels(labels.table) == EXPECTED_LABELS
+    assert labels_summary(labels, metadata_frame([7.0]), 6.0)["own_xmp"] == EXPECTED_COUNTS
+    notes = "\n".join(labels.xmp.notes)
+    assert f"{shoot / 'shoot' / 'IMG_0014.xmp'}: " in notes  # the broken sidecar, by name
+    assert "IMG_0016.jpg: XMP flags disagree (xmp:Rating -1, digiKam:PickLabel 3)" in notes
+    assert f"first: {shoot / 'keep' / 'IMG_0017.jpg'}, XMP says trash" in notes
+    assert digests_below(shoot) == before  # photos and sidecars are only read
+
+
+def test_without_own_xmp_the_sidecars_are_ignored(shoot):
+    labels = build_labels(metadata_frame([7.0, 4.0]), replace(xmp_params(shoot), own_xmp=False))
+    assert own_labels(labels.table) == {"IMG_0017.jpg": KEEP}
+    assert labels.xmp.summary()["photos"] == 0
+
+
+def test_the_star_threshold_decides_which_stars_keep(shoot):
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot, own_xmp_keep_stars=1))
+    assert own_labels(labels.table)["IMG_0003.jpg"] == KEEP  # one star now keeps
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot, own_xmp_keep_stars=4))
+    assert "IMG_0002.jpg" not in own_labels(labels.table)  # three stars no longer do
+    assert own_labels(labels.table)["IMG_0009.jpg"] == KEEP
+
+
+def test_a_decision_from_the_contact_sheet_overrides_the_xmp(shoot):
+    photo = shoot / "shoot" / "IMG_0001.jpg"  # rejected in darktable
+    decisions = write_decisions(shoot / "decisions" / "mine.csv", [
+        (str(photo), hashlib.sha256(photo.read_bytes()).hexdigest(), "keep"),
+    ])
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot, [decisions]))
+    assert own_labels(labels.table)["IMG_0001.jpg"] == KEEP
+    assert labels.decisions.summary()["changed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("properties", "decision"),
+    [
+        ({"xmp:Rating": "5", "xmpDM:pick": "-1"}, "trash"),  # a reject beats any stars
+        ({"xmp:Rating": "-1", "photomechanic:Tagged": "True"}, None),  # picked and rejected: unmapped
+        ({"xmp:Rating": "-1", "digiKam:PickLabel": "1", "xmpDM:pick": "-1"}, "trash"),  # agreeing rejects
+        ({"xmp:Rating": "0", "xmpDM:pick": "0", "photomechanic:ColorClass": "3"}, None),  # unflagged, unrated
+        ({"xmp:Rating": "2.0"}, "keep"),  # written as a real by some tools
+        ({"photomechanic:Tagged": "False"}, None),  # untagged is no reject
+    ],
+)
+def test_explicit_flags_beat_stars_and_disagreeing_flags_decide_nothing(properties, decision):
+    assert verdict_of(properties, keep_stars=2).decision == decision
+
+
+@pytest.mark.parametrize(("properties", "message"), [
+    ({"xmp:Rating": "7"}, "xmp:Rating must be -1 (rejected) or 0 to 5 stars, got '7'"),
+    ({"xmp:Rating": "high"}, "xmp:Rating must be -1 (rejected) or 0 to 5 stars, got 'high'"),
+    ({"digiKam:PickLabel": "4"}, "digiKam:PickLabel must be one of 0, 1, 2, 3, got '4'"),
+])
+def test_a_value_no_tool_writes_is_refused_by_name(properties, message):
+    with pytest.raises(ValueError) as error:
+        verdict_of(properties, keep_stars=2)
+    assert str(error.value) == message
