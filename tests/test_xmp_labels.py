@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES, REPO
+from dvc_repos import dvc, read_metrics, set_params, stages_run
 from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
 from keeptrash.labels.xmp_flags import verdict_of
 from test_labelling import metadata_frame
@@ -172,3 +173,22 @@ def test_a_value_no_tool_writes_is_refused_by_name(properties, message):
     with pytest.raises(ValueError) as error:
         verdict_of(properties, keep_stars=2)
     assert str(error.value) == message
+
+
+def test_dvc_repro_trains_on_the_past_culls_and_a_sidecar_edit_reruns_the_labels(pipeline_repo):
+    rows_before = sum(read_metrics(pipeline_repo, "train")["rows"].values())
+    own_dir = pipeline_repo / "data/own"
+    lay_out_shoot(own_dir, unrated_photos(len(SHOTS)))
+    set_params(pipeline_repo, labels__own_xmp=True)
+    repro = dvc(pipeline_repo, "repro")
+    assert {"labels", "features", "train", "benchmark"} <= stages_run(repro.stdout)
+    assert "IMG_0014.xmp: " in repro.stdout  # the broken sidecar, named in one line; the run went on
+    assert read_metrics(pipeline_repo, "labels")["own_xmp"] == EXPECTED_COUNTS
+    assert own_labels(pd.read_parquet(pipeline_repo / "data/labels.parquet")) == EXPECTED_LABELS
+    # The train stage learnt from every labelled photo of the shoot (rows of all three splits).
+    assert sum(read_metrics(pipeline_repo, "train")["rows"].values()) == rows_before + len(EXPECTED_LABELS)
+
+    # The sidecars are dependencies (they lie in own_dir): rating IMG_0003 up in darktable reruns the labels stage.
+    assert "Data and pipelines are up to date" in dvc(pipeline_repo, "status").stdout
+    shutil.copyfile(SIDECARS / "darktable-3-stars.xmp", own_dir / "shoot" / "IMG_0003.jpg.xmp")
+    assert "labels" in dvc(pipeline_repo, "status").stdout
