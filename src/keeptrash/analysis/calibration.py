@@ -5,7 +5,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss
 
-from keeptrash.labels.labelling import KEEP, TRASH
+from keeptrash.labels import KEEP, TRASH
 
 CONFIDENT_MISTAKES_LISTED = 5
 

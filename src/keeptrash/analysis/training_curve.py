@@ -5,7 +5,7 @@ import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.metrics import log_loss
 
-from keeptrash.labels.labelling import KEEP, TRASH
+from keeptrash.labels import KEEP, TRASH
 from keeptrash.benchmark.evaluation import spearman_within_sources
 from keeptrash.model.model_inputs import model_frame
 

@@ -10,7 +10,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from keeptrash.labels.labelling import KEEP, TRASH
+from keeptrash.labels import KEEP, TRASH
 
 CLASS_NAMES = {KEEP: "keep", TRASH: "trash"}
 # Fewer ranked pairs than this make a rank correlation noise, so it is reported as null.

@@ -32,7 +32,7 @@ from keeptrash.images import readable_file_digest
 from keeptrash.io import spreadsheet_text
 
 COLUMNS = ("path", "sha256", "decision")
-# The labels table's classes (keeptrash.labels.labelling KEEP and TRASH) by the word the contact sheet writes.
+# The labels table's classes (keeptrash.labels KEEP and TRASH) by the word the contact sheet writes.
 LABEL_OF_DECISION = {"keep": 1, "trash": 0}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
