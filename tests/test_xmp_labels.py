@@ -125,6 +125,15 @@ def test_each_tools_flags_become_the_documented_labels_and_are_counted(shoot, ca
     assert digests_below(shoot) == before  # photos and sidecars are only read
 
 
+def test_a_flag_value_no_tool_writes_is_one_line_naming_the_sidecar_and_the_photo_stays_unmapped(shoot):
+    sidecar = shoot / "shoot" / "IMG_0002.jpg.xmp"
+    sidecar.write_text(sidecar.read_text().replace('xmp:Rating="3"', 'xmp:Rating="high"'))
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot))
+    assert "IMG_0002.jpg" not in own_labels(labels.table)
+    assert labels.xmp.unreadable == 2
+    assert f"{shoot / 'shoot' / 'IMG_0002.jpg'}: its XMP's xmp:Rating must be -1 (rejected) or 0 to 5 stars, got 'high'; the photo is left unmapped" in labels.xmp.notes
+
+
 def test_without_own_xmp_the_sidecars_are_ignored(shoot):
     labels = build_labels(metadata_frame([7.0, 4.0]), replace(xmp_params(shoot), own_xmp=False))
     assert own_labels(labels.table) == {"IMG_0017.jpg": KEEP}

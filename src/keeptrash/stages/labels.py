@@ -15,6 +15,13 @@ def main() -> None:
     labels = build_labels(metadata, params, all_params.grouping, all_params.download.max_image_pixels)
     for note in [*labels.xmp.notes, *labels.decisions.notes, *labels.duplicates.notes]:
         print(f"labels: {note}")
+    if params.own_xmp:
+        xmp = labels.xmp
+        print(
+            f"labels: XMP of {xmp.photos} own photos: {xmp.read} read, {xmp.mapped} mapped ({xmp.keep} keep, {xmp.trash} trash), "
+            f"{xmp.unmapped} unmapped ({xmp.unreadable} unreadable, {xmp.flag_conflicts} with disagreeing flags); "
+            f"{xmp.labelled} labelled by it, {xmp.folder_conflicts} where keep/ or trash/ decided otherwise"
+        )
     series = labels.series
     print(f"labels: {series.series} near-duplicate series ({series.photos_in_series} photos) kept within one split each, {series.photos_moved} photos moved to their series' split")
     write_table(paths.LABELS, labels.table)
