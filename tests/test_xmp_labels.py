@@ -4,7 +4,6 @@ labels stage maps their flags to keep/trash as docs/own-photos.md documents, and
 
 import hashlib
 import shutil
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,14 +13,14 @@ from PIL import Image
 
 from conftest import LIVEC_IMAGES, REPO
 from dvc_repos import dvc, read_metrics, set_params, stages_run
+from exiftool import exiftool_write, needs_exiftool
 from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
 from keeptrash.labels.xmp_flags import verdict_of
 from test_labelling import metadata_frame
 from test_own_decisions import digests_below, params_for, write_decisions
 
 SIDECARS = Path(__file__).parent / "xmp_sidecars"
-EXIFTOOL = shutil.which("exiftool")
-pytestmark = pytest.mark.skipif(EXIFTOOL is None, reason="ExifTool writes the embedded XMP (Debian: libimage-exiftool-perl)")
+pytestmark = needs_exiftool  # ExifTool writes the XMP embedded in photos, as another tool would
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,6 @@ EXPECTED_COUNTS = {
 }
 
 
-def exiftool(*arguments: str) -> None:
-    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", *arguments], check=True, capture_output=True)
-
-
 def lay_out_shoot(own_dir: Path, photos: list[str]) -> dict[str, Path]:
     """SHOTS under own_dir, each a copy of one of `photos` (LIVE-C names), with its sidecar or embedded XMP; name -> photo."""
     placed = {}
@@ -82,7 +77,7 @@ def lay_out_shoot(own_dir: Path, photos: list[str]) -> dict[str, Path]:
             target = photo.parent / shot.sidecar_name.format(name=photo.name, stem=photo.stem)
             shutil.copyfile(SIDECARS / shot.sidecar, target)
         if shot.embedded:
-            exiftool(*shot.embedded, str(target))
+            exiftool_write(target, *shot.embedded)
         placed[shot.name] = photo
     return placed
 
@@ -131,7 +126,7 @@ def test_a_flag_value_no_tool_writes_is_one_line_naming_the_sidecar_and_the_phot
     labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot))
     assert "IMG_0002.jpg" not in own_labels(labels.table)
     assert labels.xmp.unreadable == 2
-    assert f"{shoot / 'shoot' / 'IMG_0002.jpg'}: its XMP's xmp:Rating must be -1 (rejected) or 0 to 5 stars, got 'high'; the photo is left unmapped" in labels.xmp.notes
+    assert f"{shoot / 'shoot' / 'IMG_0002.jpg'}: its XMP's xmp:Rating must be -1 (rejected) or 0 to 5 stars, got 'high'; it is left unmapped" in labels.xmp.notes
 
 
 def test_without_own_xmp_the_sidecars_are_ignored(shoot):

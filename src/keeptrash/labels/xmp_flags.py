@@ -128,7 +128,7 @@ def _decision_of(photo: Path, keep_stars: int, report: XmpReport) -> str | None:
         properties = read_properties(photo)
     except XmpError as error:
         report.unreadable += 1
-        report.notes.append(f"{error}; the photo is left unmapped")
+        report.notes.append(f"{error}; {photo.name} is left unmapped")
         return None
     if not properties:
         return None
@@ -137,11 +137,11 @@ def _decision_of(photo: Path, keep_stars: int, report: XmpReport) -> str | None:
         verdict = verdict_of(properties, keep_stars)
     except ValueError as error:
         report.unreadable += 1
-        report.notes.append(f"{photo}: its XMP's {error}; the photo is left unmapped")
+        report.notes.append(f"{photo}: its XMP's {error}; it is left unmapped")
         return None
     if verdict.conflicting:
         report.flag_conflicts += 1
-        report.notes.append(f"{photo}: XMP flags disagree ({verdict.because}); the photo is left unmapped")
+        report.notes.append(f"{photo}: XMP flags disagree ({verdict.because}); it is left unmapped")
     return verdict.decision
 
 
@@ -164,7 +164,7 @@ def apply_xmp(table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, k
     if len(disagreeing):
         first = disagreeing.index[0]
         report.notes.append(
-            f"{len(disagreeing)} photos in keep/ or trash/ carry the other verdict in their XMP; the folder decides "
+            f"the keep/ or trash/ folder decides over the XMP for {len(disagreeing)} of its photos whose XMP says the other "
             f"(first: {table.loc[first, 'path']}, XMP says {mapped[first]})"
         )
     labelled = labels[~in_folder]
