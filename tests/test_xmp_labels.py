@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import LIVEC_IMAGES, REPO
+from conftest import LIVEC_IMAGES, PHOTO_NAMES, REPO, copy_photos
 from dvc_repos import dvc, read_metrics, set_params, stages_run
 from exiftool import exiftool_write, needs_exiftool
 from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
 from keeptrash.labels.xmp_flags import verdict_of
+from keeptrash.model.model_inputs import score_target
 from test_labelling import metadata_frame
 from test_own_decisions import digests_below, params_for, write_decisions
 
@@ -105,7 +106,7 @@ def shoot(tmp_path) -> Path:
 
 
 def xmp_params(own_dir: Path, decision_files: list[Path] = (), **changes):
-    return replace(params_for(own_dir, list(decision_files)), rated_own_csv="", own_xmp=True, **changes)
+    return replace(params_for(own_dir, list(decision_files)), **{"rated_own_csv": "", "own_xmp": True, **changes})
 
 
 def test_each_tools_flags_become_the_documented_labels_and_are_counted(shoot, capsys):
@@ -141,6 +142,21 @@ def test_the_star_threshold_decides_which_stars_keep(shoot):
     labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot, own_xmp_keep_stars=4))
     assert "IMG_0002.jpg" not in own_labels(labels.table)  # three stars no longer do
     assert own_labels(labels.table)["IMG_0009.jpg"] == KEEP
+
+
+@pytest.mark.parametrize("scale", ["rank", "zscore"])
+def test_an_xmp_verdict_decides_the_training_target_as_a_decision_does(shoot, scale):
+    # Rated photos share the source "own" with the shoot: 80 (keep) and 20 (trash) on the ratings CSV's scale.
+    rated = copy_photos(PHOTO_NAMES[:2], shoot / "rated")
+    (shoot / "rated" / "ratings.csv").write_text(f"path,score\n{rated[0].name},80\n{rated[1].name},20\n", encoding="utf-8")
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot, rated_own_csv=str(shoot / "rated" / "ratings.csv")))
+    table = labels.table.assign(target=score_target(labels.table, scale))
+    shoot_rows = table[table["path"].str.contains("/shoot/")]
+    rated_rows = table[table["path"].str.contains("/rated/")]
+    assert len(shoot_rows) == labels.xmp.labelled
+    # Each lies inside its decided class: no XMP trash above a rated keep, no XMP keep below a rated trash.
+    assert shoot_rows.loc[shoot_rows["label"] == TRASH, "target"].max() <= rated_rows.loc[rated_rows["label"] == TRASH, "target"].max()
+    assert shoot_rows.loc[shoot_rows["label"] == KEEP, "target"].min() >= rated_rows.loc[rated_rows["label"] == KEEP, "target"].min()
 
 
 def test_a_decision_from_the_contact_sheet_overrides_the_xmp(shoot):

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from keeptrash.labels.own_decisions import LABEL_OF_DECISION
+from keeptrash.labels.own_decisions import LABEL_OF_DECISION, decide
 from keeptrash.xmp import XmpError, read_properties
 
 # The qualified names keeptrash.xmp reads (the namespaces' usual prefixes, whatever prefix a file declares).
@@ -147,8 +147,10 @@ def _decision_of(photo: Path, keep_stars: int, report: XmpReport) -> str | None:
 
 def apply_xmp(table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, keep_stars: int) -> tuple[pd.DataFrame, pd.Series, XmpReport]:
     """The table with the photos of the rows marked `read` outside own_dir keep/ and trash/ labelled by their XMP, which of
-    its rows the XMP labelled, and the counts. A photo in keep/ or trash/ keeps its folder's label (sorted by hand for
-    keeptrash, it is the person's most deliberate verdict); where its XMP says the other, that is counted and noted."""
+    its rows the XMP labelled, and the counts. An XMP verdict is a person's decision, so it sets the label and the
+    training target as a contact-sheet decision does (own_decisions.decide). A photo in keep/ or trash/ keeps its
+    folder's label (sorted by hand for keeptrash, the person's most deliberate verdict); where its XMP says the other,
+    that is counted and noted."""
     report = XmpReport()
     paths = table.loc[read, "path"]
     reading = tqdm(paths.items(), total=len(paths), desc="reading XMP", unit="img", disable=None)
@@ -168,7 +170,6 @@ def apply_xmp(table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, k
             f"(first: {table.loc[first, 'path']}, XMP says {mapped[first]})"
         )
     labelled = labels[~in_folder]
-    table = table.copy()
-    table.loc[labelled.index, "label"] = labelled
+    table = decide(table, labelled)
     report.labelled = len(labelled)
     return table, pd.Series(table.index.isin(labelled.index), index=table.index), report
