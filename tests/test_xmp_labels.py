@@ -130,6 +130,17 @@ def test_a_flag_value_no_tool_writes_is_one_line_naming_the_sidecar_and_the_phot
     assert f"{shoot / 'shoot' / 'IMG_0002.jpg'}: its XMP's xmp:Rating must be -1 (rejected) or 0 to 5 stars, got 'high'; it is left unmapped" in labels.xmp.notes
 
 
+def test_an_empty_sidecar_left_by_an_interrupted_copy_is_one_line_and_its_photo_stays_unmapped(shoot):
+    sidecar = shoot / "shoot" / "IMG_0007.xmp"  # Lightroom's pick
+    sidecar.write_bytes(b"")
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot))
+    assert "IMG_0007.jpg" not in own_labels(labels.table)
+    assert (labels.xmp.unreadable, labels.xmp.keep) == (2, EXPECTED_COUNTS["keep"] - 1)
+    assert [note for note in labels.xmp.notes if note.startswith(f"{sidecar}: ")] == [
+        f"{sidecar}: the sidecar is empty; remove it or restore it from a backup; IMG_0007.jpg is left unmapped"
+    ]
+
+
 def test_without_own_xmp_the_sidecars_are_ignored(shoot):
     labels = build_labels(metadata_frame([7.0, 4.0]), replace(xmp_params(shoot), own_xmp=False))
     assert own_labels(labels.table) == {"IMG_0017.jpg": KEEP}
