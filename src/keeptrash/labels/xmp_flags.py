@@ -1,13 +1,8 @@
 """A photographer's past culls, read from the XMP of their photos, as keep/trash decisions (labels.own_xmp).
 
-Culling tools record a verdict in XMP, each in its own property (docs/own-photos.md has the table):
-
-| tool           | trash                                   | keep                                 |
-|----------------|-----------------------------------------|--------------------------------------|
-| darktable      | xmp:Rating -1 (rejected)                | xmp:Rating >= labels.own_xmp_keep_stars |
-| digiKam        | digiKam:PickLabel 1 (rejected)          | digiKam:PickLabel 3 (accepted); stars |
-| Lightroom      | xmpDM:pick -1 (rejected); xmp:Rating -1 | xmpDM:pick 1 (picked); stars         |
-| Photo Mechanic | photomechanic:ColorClass 8 (Trash)      | photomechanic:Tagged True; stars     |
+Culling tools record a verdict in XMP, each in its own property: darktable's xmp:Rating -1 (rejected) and stars,
+digiKam's PickLabel, Lightroom's xmpDM:pick and stars, Photo Mechanic's Tagged and ColorClass 8 (Trash). EXPLICIT
+below maps each, and docs/own-photos.md shows the table a person reads.
 
 A pick or a reject is an explicit verdict and beats stars: a five-star photo that was later rejected is trash.
 Stars below the threshold, 0 stars (unrated) and digiKam's "pending" decide nothing: darktable gives every
