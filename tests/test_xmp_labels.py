@@ -3,6 +3,7 @@ Photo Mechanic write them (tests/xmp_sidecars), XMP embedded in a JPEG and a TIF
 labels stage maps their flags to keep/trash as docs/own-photos.md documents, and `dvc repro` trains on them."""
 
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from conftest import LIVEC_IMAGES, PHOTO_NAMES, REPO, copy_photos
 from dvc_repos import dvc, read_metrics, set_params, stages_run
 from exiftool import exiftool_write, needs_exiftool
+from keeptrash.images import max_file_bytes
 from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
 from keeptrash.labels.xmp_flags import verdict_of
 from keeptrash.model.model_inputs import score_target
@@ -139,6 +141,19 @@ def test_an_empty_sidecar_left_by_an_interrupted_copy_is_one_line_and_its_photo_
     assert [note for note in labels.xmp.notes if note.startswith(f"{sidecar}: ")] == [
         f"{sidecar}: the sidecar is empty; remove it or restore it from a backup; IMG_0007.jpg is left unmapped"
     ]
+
+
+def test_a_pipe_or_an_oversized_file_named_like_a_photo_is_not_read(shoot):
+    """Reading a pipe would wait forever, reading a 30 GB sparse file whole would exhaust memory: neither is read (the
+    download stage records why), though each has a sidecar that picks it."""
+    os.mkfifo(shoot / "shoot" / "IMG_0018.jpg")
+    with (shoot / "shoot" / "IMG_0019.jpg").open("wb") as sparse:
+        sparse.truncate(max_file_bytes(1_000_000) + 1)
+    for name in ("IMG_0018.xmp", "IMG_0019.xmp"):
+        shutil.copyfile(SIDECARS / "lightroom-picked.xmp", shoot / "shoot" / name)
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot), max_pixels=1_000_000)
+    assert own_labels(labels.table) == EXPECTED_LABELS
+    assert labels.xmp.summary() == {**EXPECTED_COUNTS, "photos": 19, "unmapped": 7}
 
 
 def test_without_own_xmp_the_sidecars_are_ignored(shoot):

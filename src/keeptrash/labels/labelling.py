@@ -248,7 +248,7 @@ def build_labels(metadata: pd.DataFrame, params: LabelsParams, grouping: Groupin
     sorted_by_hand, waiting = (pd.Series(_rows_from(parts, part), index=table.index) for part in (folders, unsorted))
     xmp_labelled, xmp = pd.Series(False, index=table.index), XmpReport()
     if params.own_xmp:
-        table, xmp_labelled, xmp = apply_xmp(table, sorted_by_hand | waiting, sorted_by_hand, params.own_xmp_keep_stars)
+        table, xmp_labelled, xmp = apply_xmp(table, sorted_by_hand | waiting, sorted_by_hand, params.own_xmp_keep_stars, max_pixels)
     # Before deduplicating: every copy of a decided photo gets the decision, so its copies agree. A decision on the
     # contact sheet overrides the XMP: it is the person's newest verdict, given to keeptrash itself.
     table, decided = apply_decisions(table, decisions, report, unlabelled=waiting & ~xmp_labelled)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from keeptrash.images import max_file_bytes
 from keeptrash.labels.own_decisions import LABEL_OF_DECISION, decide
 from keeptrash.xmp import XmpError, read_properties
 
@@ -118,7 +119,19 @@ class XmpReport:
         )}
 
 
-def _decision_of(photo: Path, keep_stars: int, report: XmpReport) -> str | None:
+def _readable_photo(photo: Path, max_bytes: int) -> bool:
+    """A regular file no larger than an image within the pixel limit can be. Anything else (a pipe named like a photo,
+    which reading would wait on forever; a 30 GB sparse file, which reading whole would exhaust memory) is not read:
+    the download stage records why, and no label could train on it."""
+    try:
+        return photo.is_file() and photo.stat().st_size <= max_bytes
+    except OSError:
+        return False
+
+
+def _decision_of(photo: Path, keep_stars: int, max_bytes: int, report: XmpReport) -> str | None:
+    if not _readable_photo(photo, max_bytes):
+        return None
     try:
         properties = read_properties(photo)
     except XmpError as error:
@@ -140,7 +153,9 @@ def _decision_of(photo: Path, keep_stars: int, report: XmpReport) -> str | None:
     return verdict.decision
 
 
-def apply_xmp(table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, keep_stars: int) -> tuple[pd.DataFrame, pd.Series, XmpReport]:
+def apply_xmp(
+    table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, keep_stars: int, max_pixels: int
+) -> tuple[pd.DataFrame, pd.Series, XmpReport]:
     """The table with the photos of the rows marked `read` outside own_dir keep/ and trash/ labelled by their XMP, which of
     its rows the XMP labelled, and the counts. An XMP verdict is a person's decision, so it sets the label and the
     training target as a contact-sheet decision does (own_decisions.decide). A photo in keep/ or trash/ keeps its
@@ -149,7 +164,8 @@ def apply_xmp(table: pd.DataFrame, read: pd.Series, sorted_by_hand: pd.Series, k
     report = XmpReport()
     paths = table.loc[read, "path"]
     reading = tqdm(paths.items(), total=len(paths), desc="reading XMP", unit="img", disable=None)
-    decisions = pd.Series({index: _decision_of(Path(path), keep_stars, report) for index, path in reading}, dtype=object)
+    max_bytes = max_file_bytes(max_pixels)
+    decisions = pd.Series({index: _decision_of(Path(path), keep_stars, max_bytes, report) for index, path in reading}, dtype=object)
     report.photos = len(paths)
     mapped = decisions.dropna()
     labels = mapped.map(LABEL_OF_DECISION).astype(table["label"].dtype)
