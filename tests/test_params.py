@@ -237,6 +237,17 @@ def test_allow_paths_outside_csv_must_be_true_or_false(raw_params, value):
         parse_params(changed(raw_params, labels__allow_paths_outside_csv=value))
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"labels__own_xmp": "yes"}, "labels.own_xmp must be true or false"),
+    ({"labels__own_xmp_keep_stars": 0}, "labels.own_xmp_keep_stars must be a whole number from 1 to 5"),
+    ({"labels__own_xmp_keep_stars": 6}, "labels.own_xmp_keep_stars must be a whole number from 1 to 5"),
+    ({"labels__own_xmp_keep_stars": 2.5}, "labels.own_xmp_keep_stars must be a whole number from 1 to 5"),
+])
+def test_the_xmp_params_are_checked_by_name(raw_params, changes, message):
+    with pytest.raises(KeeptrashError, match=message):
+        parse_params(changed(raw_params, **changes))
+
+
 def test_a_params_file_nested_thousands_deep_is_one_line(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  depth: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")

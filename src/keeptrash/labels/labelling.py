@@ -21,8 +21,8 @@ from tqdm import tqdm
 from keeptrash.metadata.ava import read_id_list
 from keeptrash.errors import KeeptrashError
 from keeptrash.grouping import SeriesSplits, keep_series_together
-from keeptrash.labels import KEEP, TRASH
 from keeptrash.images import list_images, readable_file_digest
+from keeptrash.labels import KEEP, TRASH
 from keeptrash.labels.own_decisions import DecisionsReport, apply_decisions, read_decisions
 from keeptrash.labels.xmp_flags import XmpReport, apply_xmp
 from keeptrash.params import GroupingParams, LabelsParams
