@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from keeptrash.images import DECODE_ERRORS, ImageTooLarge, open_photo, pixel_limit
 from keeptrash.params import GroupingParams
+from keeptrash.raw import exif_capture_time, is_raw
 
 EXIF_IFD = 0x8769
 DATE_TIME_ORIGINAL, _SUBSEC_TIME_ORIGINAL = 0x9003, 0x9291
@@ -44,19 +45,32 @@ class Signature:
     hash: imagehash.ImageHash | None  # None: the photo does not decode, so it is a series of its own
 
 
-def _exif_time(exif: Image.Exif) -> float | None:
-    details = exif.get_ifd(EXIF_IFD)
-    text = details.get(DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
+def exif_timestamp(text: object, subsec: object) -> float | None:
+    """Seconds since the epoch of an EXIF time and its sub-seconds as written; None for no time or a placeholder."""
     if not isinstance(text, str):
         return None
     try:
         moment = datetime.datetime.strptime(text.strip("\0 "), EXIF_TIME_FORMAT)
     except ValueError:
         return None  # "0000:00:00 00:00:00" and other placeholders cameras write without a clock
-    subsec = str(details.get(_SUBSEC_TIME_ORIGINAL, "")).strip("\0 ")
-    fraction = float(f"0.{subsec}") if subsec.isdigit() else 0.0
+    digits = str(subsec).strip("\0 ")
+    fraction = float(f"0.{digits}") if digits.isdigit() else 0.0
     # EXIF times carry no zone: read as UTC, they are consistent with each other, which is all grouping needs.
     return moment.replace(tzinfo=datetime.UTC).timestamp() + fraction
+
+
+def _exif_time(exif: Image.Exif) -> float | None:
+    details = exif.get_ifd(EXIF_IFD)
+    return exif_timestamp(details.get(DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME), details.get(_SUBSEC_TIME_ORIGINAL, ""))
+
+
+def capture_time(path: Path) -> float | None:
+    """When the photo was taken, by its own EXIF: a RAW file's through Exiv2 (keeptrash.raw), others' through Pillow."""
+    if is_raw(path):
+        written = exif_capture_time(path)
+        return exif_timestamp(*written) if written else None
+    with Image.open(path) as image:
+        return _exif_time(image.getexif())
 
 
 def read_signature(path: Path, max_pixels: int, file_time: bool = True) -> Signature:
@@ -74,8 +88,7 @@ def read_signature(path: Path, max_pixels: int, file_time: bool = True) -> Signa
         return Signature(path, modified, None)  # a pipe or device named like a photo: opening it could block forever
     try:
         with pixel_limit(max_pixels):
-            with Image.open(path) as image:
-                captured = _exif_time(image.getexif())
+            captured = capture_time(path)
             thumbnail, _ = open_photo(path, _HASH_DECODE_SIDE)
     except (ImageTooLarge, *DECODE_ERRORS):
         return Signature(path, modified, None)

@@ -13,10 +13,13 @@ from pathlib import Path
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from keeptrash.raw import CHECKED_SIDE, RAW_SUFFIXES, is_raw, open_raw
+
 # HEIC/HEIF (iPhone photos) decode through libheif, which pillow-heif bundles.
 pillow_heif.register_heif_opener()
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+# Camera RAW files are photos too: LibRaw reads them (keeptrash.raw).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"} | RAW_SUFFIXES
 OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
 # The reason prefix of usable photos whose EXIF metadata is damaged (AVA has some).
 CORRUPT_EXIF = "corrupt EXIF ignored"
@@ -142,10 +145,15 @@ def check_image(path: Path | None, max_pixels: int) -> ImageCheck:
                 return ImageCheck(CORRUPT, "empty file", 0, digest, 0, 0)
             handle.seek(0)
             try:
-                with pixel_limit(max_pixels), Image.open(handle) as image:
-                    width, height = image.size
-                    image.load()
-                    exif_problem = _exif_problem(image)
+                if is_raw(path):
+                    with pixel_limit(max_pixels):
+                        _, (width, height) = open_raw(path, CHECKED_SIDE)
+                    exif_problem = ""
+                else:
+                    with pixel_limit(max_pixels), Image.open(handle) as image:
+                        width, height = image.size
+                        image.load()
+                        exif_problem = _exif_problem(image)
             except ImageTooLarge as error:
                 return ImageCheck(CORRUPT, f"too large: {error}", size, digest, 0, 0)
             except DECODE_ERRORS as error:
@@ -196,14 +204,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_photo(path: Path, decode_side: int, long_side: int = 0) -> tuple[Image.Image, tuple[int, int]]:
+def open_photo(path: Path, decode_side: int, long_side: int = 0, raw_preview_side: int = 0) -> tuple[Image.Image, tuple[int, int]]:
     """An upright RGB image at least `decode_side` on its short side and `long_side` on its long side where possible,
     and the original upright size.
 
     JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still covers both (Pillow's draft mode),
     which makes camera-sized photos several times cheaper to open. The orientation comes from the EXIF
-    header of the same open file, so nothing is decoded twice.
+    header of the same open file, so nothing is decoded twice. A RAW file is its embedded preview, or its half-size
+    decode where the preview is smaller than asked or than raw_preview_side (keeptrash.raw.open_raw).
     """
+    if is_raw(path):
+        return open_raw(path, decode_side, long_side, raw_preview_side)
     with Image.open(path) as image:
         size = image.size
         short, long = decode_side, max(decode_side, long_side)

@@ -156,6 +156,9 @@ class FeaturesParams:
     runtime: str = text(RUNTIME_NAMES, default="torch")  # the one keeptrash.features.runtimes implements
     # Photos whose noisy copies are extracted too (keeptrash.features.noise_copies), for train.noise_penalty.
     noise_copies: int = whole(0, 100_000, default=0)
+    # A RAW file's embedded preview is used when its long side reaches this, else its half-size decode (keeptrash.raw);
+    # None: what resolution and the image statistics need.
+    raw_preview_side: int | None = whole_or_auto(16, 16384, default=None)
 
 
 @dataclass(frozen=True)

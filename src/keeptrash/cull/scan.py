@@ -8,12 +8,9 @@ from pathlib import Path
 from keeptrash.errors import KeeptrashError
 from keeptrash.images import IMAGE_SUFFIXES
 
-# Formats people keep photos in beyond those the pipeline trains on: listed, and scored when Pillow decodes them
-# (GIF, AVIF, BMP, JPEG 2000, ...), else skipped with the reason (camera RAW files), never silently left out.
-PHOTO_SUFFIXES = IMAGE_SUFFIXES | {
-    ".gif", ".avif", ".bmp", ".jfif", ".jpe", ".jp2", ".jxl", ".psd",
-    ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef",
-}
+# Formats people keep photos in beyond those the pipeline trains on (which include camera RAW files): listed, and scored
+# when Pillow decodes them (GIF, AVIF, BMP, JPEG 2000, ...), else skipped with the reason, never silently left out.
+PHOTO_SUFFIXES = IMAGE_SUFFIXES | {".gif", ".avif", ".bmp", ".jfif", ".jpe", ".jp2", ".jxl", ".psd"}
 
 
 @dataclass

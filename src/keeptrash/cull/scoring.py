@@ -26,20 +26,26 @@ _CONTENT_PREFIXES = (EMBEDDING_PREFIX, PROJECTION_PREFIX, RIDGE_COLUMN)  # the r
 REASONS_SHOWN = 2
 
 
-def configured_runtime(params_file: Path = PARAMS_FILE) -> str:
-    """What runs the backbone: features.runtime of the repository's params.yaml when run inside one, else the runtime
-    params.yaml ships. The model file does not say: every runtime gives the same features within a float16 step."""
-    return load_params(params_file).features.runtime if params_file.is_file() else SHIPPED_RUNTIME
+def configured_settings(params_file: Path = PARAMS_FILE) -> dict:
+    """How to read photos here, from the features section of the repository's params.yaml when run inside one: what
+    runs the backbone (else the runtime params.yaml ships) and how large a RAW file's preview must be (else auto). The
+    model file does not say: every runtime gives the same features within a float16 step, and a RAW's preview is a
+    rendering of the same photo."""
+    if not params_file.is_file():
+        return {"runtime": SHIPPED_RUNTIME}
+    features = load_params(params_file).features
+    return {"runtime": features.runtime, "raw_preview_side": features.raw_preview_side or "auto"}
 
 
 def load_scoring_model(path: Path, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto") -> TrainedModel:
-    """The model and the feature settings it was trained with, read from its own metadata, run by the configured runtime;
-    batch_size and device (cull's flags) are checked by features' declarations in keeptrash.params, as params.yaml's are."""
+    """The model and the feature settings it was trained with, read from its own metadata, with the configured settings
+    (configured_settings); batch_size and device (cull's flags) are checked by features' declarations in keeptrash.params,
+    as params.yaml's are."""
     if not path.is_file():
         raise KeeptrashError(f"{path}: model not found; train one with `bash scripts/repro.sh` or pass --model")
     model = TrainedModel.load(path)
     model.check_columns(path, [*embedding_columns(BACKBONES[model.features.backbone], model.features.pooling), *STAT_NAMES])
-    settings = {"batch_size": batch_size, "device": device, "runtime": configured_runtime()}
+    settings = {"batch_size": batch_size, "device": device, **configured_settings()}
     extraction = replaced_settings(model.features, settings, "keeptrash cull")
     return dataclasses.replace(model, features=extraction)
 

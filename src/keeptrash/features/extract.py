@@ -29,7 +29,9 @@ PREFETCH_BATCHES = 2
 
 
 def cache_namespace(params: FeaturesParams) -> str:
-    return f"{params.backbone}-{params.pooling}-{params.resolution}px-v{PREPROCESSING_VERSION}"
+    # A RAW's features depend on whether its preview or its decode is read; auto follows the resolution, already named.
+    raw = f"-rawpreview{params.raw_preview_side}px" if params.raw_preview_side else ""
+    return f"{params.backbone}-{params.pooling}-{params.resolution}px{raw}-v{PREPROCESSING_VERSION}"
 
 
 def embedding_columns(backbone: Backbone, pooling: str) -> list[str]:
@@ -42,8 +44,9 @@ def embedding_columns(backbone: Backbone, pooling: str) -> list[str]:
 PhotoLoader = Callable[[int, int], tuple[Image.Image, tuple[int, int]]]
 
 
-def photo_file(path: str | Path) -> PhotoLoader:
-    return functools.partial(open_photo, Path(path))
+def photo_file(path: str | Path, raw_preview_side: int | None = None) -> PhotoLoader:
+    """Opens the photo at the sides asked; a RAW file's preview must also reach raw_preview_side (features.raw_preview_side)."""
+    return functools.partial(open_photo, Path(path), raw_preview_side=raw_preview_side or 0)
 
 
 # The model sees the whole photo, except that a long side beyond this many short sides is cut first:

@@ -57,7 +57,7 @@ def feature_table(
     for path, digest in zip(paths, digests):
         first_path.setdefault(digest, path)
     table, failures, computed = loaded_features(
-        {digest: photo_file(path) for digest, path in first_path.items()}, params, store, max_pixels
+        {digest: photo_file(path, params.raw_preview_side) for digest, path in first_path.items()}, params, store, max_pixels
     )
     return table, {path: failures[digest] for path, digest in zip(paths, digests) if digest in failures}, computed
 
