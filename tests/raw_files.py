@@ -88,3 +88,11 @@ def write_capture_time(path: Path, taken: datetime.datetime) -> None:
     exif["Exif.Photo.DateTimeOriginal"] = taken.strftime("%Y:%m:%d %H:%M:%S")
     exif["Exif.Photo.SubSecTimeOriginal"] = f"{taken.microsecond // 10000:02d}"
     image.writeMetadata()
+
+
+def shared_data(name: str) -> Path | None:
+    """../shared/data/NAME beside the repository (a worktree may sit deeper: the nearest ancestor's), None if absent."""
+    for folder in Path(__file__).resolve().parents:
+        if (folder / "shared" / "data" / name).is_dir():
+            return folder / "shared" / "data" / name
+    return None

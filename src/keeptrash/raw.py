@@ -55,7 +55,7 @@ _FLIP_TRANSPOSES = {
 }
 _SWAPS_AXES = 4
 _EXIF_TIME_KEYS = ("Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Image.DateTime")
-_EXIF_SUBSEC_KEYS = ("Exif.Photo.SubSecTimeOriginal", "Exif.Image.SubSecTimeOriginal")
+_EXIF_SUBSEC_KEYS = ("Exif.Photo.SubSecTimeOriginal",)
 _FILE_PREFIX = re.compile(r"^.*?: ")
 
 
