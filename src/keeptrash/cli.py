@@ -17,6 +17,7 @@ from keeptrash.cull import KEEP, TRASH, SortRefused, review_page
 from keeptrash.cull.contact_sheet import render_contact_sheet
 from keeptrash.cull.journal import new_journal
 from keeptrash.cull.ordering import ORDERS, uncertain_first
+from keeptrash.cull.pairs import SEPARATOR
 from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.sorting import MODES, sort_photo, undo_moves
@@ -179,7 +180,12 @@ def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.D
         dtype=object,
     )
     table = pd.concat([scores, skipped_rows], ignore_index=True)
-    return table.assign(path=table["path"].map(readable), reason=table["reason"].map(readable))
+    paired = table["paired_with"] if "paired_with" in table else pd.Series([()] * len(table), dtype=object)
+    return table.assign(
+        path=table["path"].map(readable),
+        paired_with=[SEPARATOR.join(map(readable, raws)) if isinstance(raws, tuple) else "" for raws in paired],
+        reason=table["reason"].map(readable),
+    )
 
 
 def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
@@ -203,7 +209,7 @@ def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
 
 def cull(args: argparse.Namespace) -> None:
     # Imported here, not at the top: scoring loads torch and CatBoost, seconds that `keeptrash undo` need not wait.
-    from keeptrash.cull.scoring import load_scoring_model, score_photos
+    from keeptrash.cull.scoring import load_scoring_model, score_shots
     from keeptrash.cull.series import add_series, keep_best_of, series_summary
 
     folder = args.folder
@@ -219,7 +225,7 @@ def cull(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         # Never score what an earlier run sorted, even when --out is the photo folder itself.
         scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH), follow_links=args.follow_links)
-        scores, failed = score_photos(scan.photos, model, default_cache_root(), args.max_pixels)
+        scores, failed = score_shots(scan.photos, model, default_cache_root(), args.max_pixels)
         scores = add_series(scores, GroupingParams(args.series_gap, args.series_distance), args.max_pixels)
         if args.best_of:
             scores = keep_best_of(scores, args.best_of)
@@ -245,7 +251,11 @@ def cull(args: argparse.Namespace) -> None:
             + (f" ({_skip_summary(skipped)})" if skipped else "")
             + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
         )
-        print(f"cull: {series_summary(scores)}" + (f", at most the best {args.best_of} of each kept" if args.best_of else ""))
+        pairs = int(scores["paired_with"].map(bool).sum())
+        print(
+            f"cull: {series_summary(scores)}" + (f", at most the best {args.best_of} of each kept" if args.best_of else "")
+            + (f"; {pairs} RAW+JPEG pairs, each scored once from its JPEG" if pairs else "")
+        )
         print(f"cull: wrote {readable(out / CSV_NAME)}" + (f" and {readable(out / SHEET_NAME)}" if args.contact_sheet else ""))
         if not args.mode:
             review = "review the contact sheet, then " if args.contact_sheet else ""

@@ -44,7 +44,9 @@ def thumbnail_data_uri(path: Path, max_pixels: int, side: int = THUMBNAIL_SIDE) 
 
 
 def _card(row: pd.Series, thumbnail: str) -> str:
-    name = html.escape(readable(Path(row["path"]).name))
+    # A RAW+JPEG pair is one card, named by both files (keeptrash.cull.pairs).
+    files = [Path(row["path"]), *row.get("paired_with", ())]
+    name = html.escape(" + ".join(readable(file.name) for file in files))
     image = f'<img src="{thumbnail}" alt="{name}">' if thumbnail else "<p>(no thumbnail)</p>"
     return (
         f'<figure {review_page.card_attributes(readable(row["path"]), row["sha256"], row["decision"])}>{image}<figcaption>'

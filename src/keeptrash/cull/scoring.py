@@ -9,6 +9,7 @@ from catboost import Pool
 from tqdm import tqdm
 
 from keeptrash.cull import KEEP, TRASH
+from keeptrash.cull.pairs import pair_shots, unpaired
 from keeptrash.errors import KeeptrashError
 from keeptrash.features.backbones import BACKBONES
 from keeptrash.features.extract import cache_namespace, embedding_columns
@@ -112,3 +113,18 @@ def score_photos(paths: list[Path], model: TrainedModel, cache_root: Path, max_p
         }
     )
     return pd.concat([scores, photos[list(STAT_NAMES)]], axis=1), skipped
+
+
+def score_shots(photos: list[Path], model: TrainedModel, cache_root: Path, max_pixels: int) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
+    """score_photos, each RAW+JPEG pair scored once, from its JPEG (keeptrash.cull.pairs): `paired_with` holds the
+    pair's RAW files (a tuple, empty for a photo alone). A RAW whose JPEG does not decode is scored on its own.
+    Rows follow the order of photos."""
+    shots = pair_shots(photos)
+    scores, skipped = score_photos(shots.photos, model, cache_root, max_pixels)
+    if alone := unpaired(shots, skipped):
+        more, more_skipped = score_photos(alone, model, cache_root, max_pixels)
+        scores, skipped = pd.concat([scores, more], ignore_index=True), skipped + more_skipped
+    position = {path: index for index, path in enumerate(photos)}
+    scores = scores.sort_values("path", key=lambda paths: paths.map(position), ignore_index=True)
+    scores.insert(1, "paired_with", pd.Series([shots.companions.get(path, ()) for path in scores["path"]], index=scores.index, dtype=object))
+    return scores, skipped
