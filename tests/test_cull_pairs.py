@@ -89,3 +89,60 @@ def test_a_pair_is_scored_once_from_its_jpeg_on_one_row_and_one_card(card, tmp_p
     sheet = (tmp_path / "out" / "contact_sheet.html").read_text(encoding="utf-8")
     assert len(re.findall(r"<figure ", sheet)) == 5
     assert "IMG_0001.JPG + IMG_0001.DNG" in sheet and "IMG_0002.jpg + IMG_0002.dng" in sheet
+
+
+def digests_of(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): file_digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def own_card(card, tmp_path) -> Path:
+    """A copy of the card this test may move photos out of."""
+    copy = tmp_path / "DCIM"
+    copy.mkdir()
+    for path in card.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
+def decided(out: Path) -> dict[str, str]:
+    table = pd.read_csv(out / "keeptrash.csv", keep_default_na=False)
+    return {Path(path).stem: decision for path, decision in zip(table["path"], table["decision"]) if decision != "skipped"}
+
+
+def test_a_pair_is_moved_together_and_undone_together(own_card, tmp_path, model_path, cache_root):
+    before = digests_of(own_card)
+    out = tmp_path / "out"
+    cull(own_card, out, model_path, "--move")
+    decisions = decided(out)
+    for stem, pair in (("IMG_0001", ("IMG_0001.JPG", "IMG_0001.DNG")), ("IMG_0002", ("IMG_0002.jpg", "IMG_0002.dng"))):
+        for name in pair:
+            assert (out / decisions[stem] / name).is_file() and not (own_card / name).exists()
+            assert file_digest(out / decisions[stem] / name) == before[name]
+    table = pd.read_csv(out / "keeptrash.csv", keep_default_na=False).set_index("path")
+    row = table.loc[str(own_card / "IMG_0001.JPG")]
+    assert row["action"] == "moved"
+    assert row["sorted_to"] == f"{out / decisions['IMG_0001'] / 'IMG_0001.JPG'}; {out / decisions['IMG_0001'] / 'IMG_0001.DNG'}"
+    assert sorted(os.listdir(own_card)) == ["IMG_0005.JPG"]  # the skipped, cut-short JPEG stays
+    journal = next(out.glob("undo-*.jsonl"))
+    undo = subprocess.run([str(Path(sys.executable).parent / "keeptrash"), "undo", str(journal)], capture_output=True, text=True)
+    assert undo.returncode == 0, undo.stderr
+    assert "restored 7" in undo.stdout
+    assert digests_of(own_card) == before
+
+
+@pytest.mark.parametrize("mode", ["--copy", "--link"])
+def test_a_pair_keeps_one_stem_when_its_name_is_taken_and_a_rerun_adds_nothing(own_card, tmp_path, model_path, cache_root, mode):
+    out = tmp_path / "out"
+    for decision in ("keep", "trash"):  # an earlier cull's photo of the same name, but not its RAW
+        (out / decision).mkdir(parents=True)
+        (out / decision / "IMG_0001.JPG").write_bytes((own_card / "IMG_0004.jpg").read_bytes())
+    cull(own_card, out, model_path, mode)
+    folder = out / decided(out)["IMG_0001"]
+    assert sorted(path.name for path in folder.glob("IMG_0001*")) == ["IMG_0001-1.DNG", "IMG_0001-1.JPG", "IMG_0001.JPG"]
+    assert file_digest(folder / "IMG_0001-1.DNG") == file_digest(own_card / "IMG_0001.DNG")
+    after_first = digests_of(out / "keep") | {f"trash/{name}": digest for name, digest in digests_of(out / "trash").items()}
+    cull(own_card, out, model_path, mode)
+    table = pd.read_csv(out / "keeptrash.csv", keep_default_na=False).set_index("path")
+    assert table.loc[str(own_card / "IMG_0001.JPG"), "action"] == "already there"
+    assert digests_of(out / "keep") | {f"trash/{name}": digest for name, digest in digests_of(out / "trash").items()} == after_first

@@ -15,12 +15,12 @@ from tqdm import tqdm
 from keeptrash import paths
 from keeptrash.cull import KEEP, TRASH, SortRefused, review_page
 from keeptrash.cull.contact_sheet import render_contact_sheet
-from keeptrash.cull.journal import new_journal
+from keeptrash.cull.journal import UndoJournal, new_journal
 from keeptrash.cull.ordering import ORDERS, uncertain_first
 from keeptrash.cull.pairs import SEPARATOR
 from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
-from keeptrash.cull.sorting import MODES, sort_photo, undo_moves
+from keeptrash.cull.sorting import MODES, sort_photo, sort_shot, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly, readable
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import csv_text
@@ -147,6 +147,19 @@ def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in counts.most_common())
 
 
+def _sort_row(row: pd.Series, folder: Path, mode: str, journal: UndoJournal | None) -> tuple[str, str]:
+    """(sorted_to, action) of one scored photo, or of a RAW+JPEG pair sorted together (keeptrash.cull.pairs): the
+    places joined, and the JPEG's action with each RAW file's where it differs."""
+    paired = row.get("paired_with") or ()
+    if not paired:
+        where, action = sort_photo(row["path"], folder, mode, row["sha256"], journal)
+        return readable(where), action
+    done = sort_shot([row["path"], *paired], folder, mode, row["sha256"], journal)
+    action = done[0][1]
+    differing = [f"; {readable(raw.name)} {raw_action}" for raw, (_, raw_action) in zip(paired, done[1:]) if raw_action != action]
+    return SEPARATOR.join(readable(where) for where, _ in done if where), action + "".join(differing)
+
+
 def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Path | None:
     """Sort every scored photo of folder into out/keep or out/trash, filling sorted_to and action; returns the undo
     journal of a move. The caller holds the lock on folder and out."""
@@ -157,12 +170,12 @@ def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Pat
     try:
         for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
             try:
-                where, action = sort_photo(row["path"], out / row["decision"], mode, row["sha256"], journal)
+                where, action = _sort_row(row, out / row["decision"], mode, journal)
             except SortRefused as refusal:
                 where, action = "", f"not sorted: {refusal}"
             except OSError as error:
                 where, action = "", f"not sorted: {error.strerror or error}"
-            scores.loc[index, ["sorted_to", "action"]] = [readable(where), readable(action)]
+            scores.loc[index, ["sorted_to", "action"]] = [where, readable(action)]
     finally:
         if journal:
             journal.close()

@@ -7,6 +7,7 @@ they change.
 
 import contextlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def _already_there(source: Path, candidate: Path, mode: str) -> bool:
     return candidate.is_file() and candidate.stat().st_size == source.stat().st_size and file_digest(candidate) == file_digest(source)
 
 
-def _place_copy(source: Path, folder: Path, sha256: str) -> tuple[Path, str]:
-    """Copy source into folder under its own name or the first free suffixed one, reusing an identical earlier copy."""
+def _names_taken(names: list[Path]) -> SortRefused:
+    """What the name loops end in when they are given names to try (sort_shot) and every one is taken."""
+    return SortRefused(f"{', '.join(name.name for name in names)} taken (by another run?); run again")
+
+
+def _place_copy(source: Path, folder: Path, sha256: str, names: Iterable[Path]) -> tuple[Path, str]:
+    """Copy source into folder under the first free name of names, reusing an identical earlier copy."""
+    tried = []
     with copier(source, folder, source.name, sha256) as copy_to:
-        for candidate in candidate_paths(folder, source.name):
+        for candidate in names:
+            tried.append(candidate)
             if occupied(candidate):
                 if _already_there(source, candidate, "copy"):
                     return candidate, "already there"
@@ -57,13 +65,16 @@ def _place_copy(source: Path, folder: Path, sha256: str) -> tuple[Path, str]:
             except FileExistsError:
                 continue
             return candidate, "copied"
-    raise AssertionError("candidate_paths is endless")
+    raise _names_taken(tried)
 
 
-def _new_name(source: Path, folder: Path, sha256: str) -> Path:
-    """A new name in folder for the photo at source (a hard link, else a verified copy; a symlink stays a symlink)."""
+def _new_name(source: Path, folder: Path, sha256: str, names: Iterable[Path]) -> Path:
+    """A new name, the first free one of names, for the photo at source (a hard link, else a verified copy; a symlink
+    stays a symlink)."""
+    tried = []
     with copier(source, folder, source.name, sha256) as copy_to:
-        for candidate in candidate_paths(folder, source.name):
+        for candidate in names:
+            tried.append(candidate)
             if occupied(candidate):
                 continue
             try:
@@ -75,7 +86,7 @@ def _new_name(source: Path, folder: Path, sha256: str) -> Path:
             except FileExistsError:
                 continue
             return candidate
-    raise AssertionError("candidate_paths is endless")
+    raise _names_taken(tried)
 
 
 def _unchanged(path: Path, before: os.stat_result) -> bool:
@@ -83,12 +94,12 @@ def _unchanged(path: Path, before: os.stat_result) -> bool:
     return (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
 
 
-def _move(source: Path, folder: Path, scored_sha256: str, journal: UndoJournal) -> tuple[Path, str]:
+def _move(source: Path, folder: Path, scored_sha256: str, journal: UndoJournal, names: Iterable[Path]) -> tuple[Path, str]:
     journal.check_move(source, folder)
     before = source.stat()
     # Hashed now, not when scored: the journal holds the bytes that were actually moved.
     sha256 = file_digest(source)
-    moved = _new_name(source, folder, sha256)
+    moved = _new_name(source, folder, sha256, names)
     if not _unchanged(source, before):
         os.unlink(moved)
         raise SortRefused("it changed while being moved; left in place, run again to move it")
@@ -103,17 +114,23 @@ def _move(source: Path, folder: Path, scored_sha256: str, journal: UndoJournal) 
     return moved, "moved" if sha256 == scored_sha256 else "moved (its bytes changed after scoring)"
 
 
-def sort_photo(source: Path, folder: Path, mode: str, sha256: str, journal: UndoJournal | None) -> tuple[Path, str]:
-    """Copy, link or move source into folder under its own name or the first free suffixed one; (where, what was done).
+def sort_photo(
+    source: Path, folder: Path, mode: str, sha256: str, journal: UndoJournal | None, names: Iterable[Path] | None = None
+) -> tuple[Path, str]:
+    """Copy, link or move source into folder under its own name or the first free suffixed one (or the first free one
+    of names); (where, what was done).
 
     SortRefused (or OSError) when this photo cannot be sorted; nothing is left half done.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    names = candidate_paths(folder, source.name) if names is None else names
     if mode == "move":
-        return _move(source, folder, sha256, journal)
+        return _move(source, folder, sha256, journal, names)
     if mode == "copy":
-        return _place_copy(source, folder, file_digest(source))
-    for candidate in candidate_paths(folder, source.name):
+        return _place_copy(source, folder, file_digest(source), names)
+    tried = []
+    for candidate in names:
+        tried.append(candidate)
         if occupied(candidate):
             if _already_there(source, candidate, mode):
                 return candidate, "already there"
@@ -122,7 +139,33 @@ def sort_photo(source: Path, folder: Path, mode: str, sha256: str, journal: Undo
             return candidate, _link(source, candidate)
         except FileExistsError:
             continue
-    raise AssertionError("candidate_paths is endless")
+    raise _names_taken(tried)
+
+
+def _free_for(source: Path, name: Path, mode: str) -> bool:
+    return not occupied(name) or (mode != "move" and _already_there(source, name, mode))
+
+
+def sort_shot(sources: list[Path], folder: Path, mode: str, sha256: str, journal: UndoJournal | None) -> list[tuple[Path | None, str]]:
+    """Sort the files of one shot, a RAW+JPEG pair (keeptrash.cull.pairs), together: all into folder under one stem, the
+    first (IMG_0001.*, IMG_0001-1.*, ...) at which every file's name is free or already holds that file from an earlier
+    run, so photo tools still see them as a pair. sha256 is the first file's as scored; (where, what was done) per file.
+
+    SortRefused (or OSError) when the first file cannot be sorted, and then none is. A move is refused for all when
+    any file may not be moved; a later file that fails all the same (unreadable, say) gets "not sorted: why"."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if mode == "move":
+        for source in sources:
+            journal.check_move(source, folder)
+    names = next(names for names in zip(*(candidate_paths(folder, source.name) for source in sources))
+                 if all(_free_for(source, name, mode) for source, name in zip(sources, names)))
+    done = [sort_photo(sources[0], folder, mode, sha256, journal, names=[names[0]])]
+    for source, name in zip(sources[1:], names[1:]):
+        try:
+            done.append(sort_photo(source, folder, mode, file_digest(source), journal, names=[name]))
+        except (SortRefused, OSError) as error:
+            done.append((None, f"not sorted: {error if isinstance(error, SortRefused) else error.strerror or error}"))
+    return done
 
 
 @dataclass
