@@ -47,6 +47,8 @@ from keeptrash.metadata.ava import build_metadata
 from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.store import CACHE_ENV
 from keeptrash.io import write_table
+from keeptrash.raw import DECODE_CACHE_ENV
+from raw_files import write_dng
 
 PYTHON = sys.executable
 KEEPTRASH = str(Path(sys.executable).parent / "keeptrash")
@@ -222,7 +224,7 @@ class Context:
     mounts: list[Path] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, CACHE_ENV: str(self.cache)}
+        return {**os.environ, CACHE_ENV: str(self.cache), DECODE_CACHE_ENV: str(self.root / "raw-decodes")}
 
     def mount_tmpfs(self, folder: Path, fill: bool, options: str = "size=64k") -> None:
         """A 64 KiB tmpfs (or one with other mount options) at folder, filled to the last byte when asked: a full disk."""
@@ -692,6 +694,27 @@ def duplicates_labelled_once(outcome: Outcome) -> None:
     assert "the folder label decides over the rating" in outcome.last.stdout
 
 
+def raw_own_photos(folder: Path) -> list[Path]:
+    """Own photos shot in RAW: a DNG with an embedded preview, one without (decoded), and one cut short."""
+    keep, trash = folder / "data" / "own" / "keep", folder / "data" / "own" / "trash"
+    write_dng(livec(TRAINING_NAMES[3]).resize((1200, 1200)), keep / "IMG_0001.DNG", preview_side=1024)
+    write_dng(livec(TRAINING_NAMES[4]).resize((1200, 1200)), trash / "IMG_0002.dng", preview_side=None)
+    cut = write_dng(livec(TRAINING_NAMES[5]), trash / "IMG_0003.nef.dng", preview_side=None)
+    cut.write_bytes(cut.read_bytes()[:3000])
+    return [folder / "data" / "own"]
+
+
+def raw_own_photos_used(outcome: Outcome) -> None:
+    manifest = pd.read_parquet(outcome.run.cwd / "data" / "manifest.parquet").set_index("path")
+    assert manifest.loc[["data/own/keep/IMG_0001.DNG", "data/own/trash/IMG_0002.dng"], "status"].eq("ok").all()
+    assert manifest.loc["data/own/keep/IMG_0001.DNG", "width"] == 1200
+    cut = manifest.loc["data/own/trash/IMG_0003.nef.dng"]
+    assert cut["status"] == "corrupt" and "LibRaw: " in cut["reason"] and "\n" not in cut["reason"], cut["reason"]
+    features = pd.read_parquet(outcome.run.cwd / "data" / "features.parquet")
+    own = manifest[manifest["source"] == "own"]
+    assert set(own.loc[own["status"] == "ok", "key"]) <= set(features["key"])
+
+
 ERROR_CASES = [
     # AVA metadata, through the metadata stage.
     ErrorCase("ava-wrong-column-count", metadata_case(edit_line(3, lambda line: " ".join(line.split()[:14]))),
@@ -809,6 +832,10 @@ ERROR_CASES = [
         "labels-identical-photos-rated-and-in-trash",
         stages_case(("labels",), rated_photos_copied_into_trash, **{"labels.rated_own_csv": "data/rated/ratings.csv"}),
         MUST_SUCCEED, in_process=True, if_accepted=duplicates_labelled_once,
+    ),
+    ErrorCase(
+        "own-dir-raw-photos", stages_case(("labels", "download", "features"), raw_own_photos), MUST_SUCCEED,
+        if_accepted=raw_own_photos_used,
     ),
     ErrorCase(
         "own-dir-jpg-symlink-to-a-folder", stages_case(("labels", "download"), linked_folder_in_own_dir), MUST_SUCCEED,
