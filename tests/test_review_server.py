@@ -56,15 +56,19 @@ class Server:
         self.process = subprocess.Popen(
             [KEEPTRASH, "review", str(out), "--decisions", str(decisions)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        line = self.process.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/(\?token=[\w-]+)?", line)
-        assert found, line + self.process.stderr.read()
+        self.printed = ""  # what it printed before the URL, and the URL's line
+        while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/(\?token=[\w-]+)?", self.printed)):
+            line = self.process.stdout.readline()
+            if not line:
+                pytest.fail(f"keeptrash review printed no URL:\n{self.printed}{self.process.communicate(timeout=30)[1]}")
+            self.printed += line
         self.url, self.port = found.group(0), int(found.group(1))
-        self.base = f"http://127.0.0.1:{self.port}/"
 
     def stop(self) -> tuple[str, str]:
+        """Its whole stdout and its stderr, once stopped."""
         self.process.terminate()
-        return self.process.communicate(timeout=30)
+        stdout, stderr = self.process.communicate(timeout=30)
+        return self.printed + stdout, stderr
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +392,96 @@ def test_a_new_decisions_file_is_the_persons_alone(server, sheet):
     server.decisions.unlink(missing_ok=True)
     assert post(server, saves((sheet["scores"]["sha256"].iloc[1], "trash")))[0] == 200
     assert server.decisions.stat().st_mode & 0o777 == 0o600
+
+
+# --- item 5: malformed requests, a hundred saves at once, a save killed midway --------------------------------------
+
+
+def raw_request(port: int, head: str, body: bytes = b"", then: str = "read") -> bytes:
+    """Send head (request line and headers) and body as they are; then read the answer, or close abruptly ("reset")."""
+    import socket
+    import struct
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        if then == "reset":  # a client killed or a tab closed mid-request: RST, not FIN
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return b""
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_malformed_saves_are_refused_in_one_line_each_and_change_nothing(sheet, tmp_path):
+    running = Server(sheet["out"], tmp_path / "decisions.csv")
+    shas = sheet["scores"]["sha256"].tolist()
+    assert post(running, saves((shas[0], "keep")))[0] == 200
+    before = running.decisions.read_bytes()
+    query = running.url.split("/", 3)[3]
+    head = f"POST /decisions{query.lstrip('/')} HTTP/1.1\nHost: 127.0.0.1:{running.port}\nContent-Type: application/json\n"
+    ten = saves(*((f"{index:x}" * 64, "trash") for index in range(10)))
+    cases = {  # what is sent -> the status answered
+        "short": (head + f"Content-Length: {len(ten)}\n", ten[: len(ten) // 3], b" 400 "),  # then the client stops sending
+        "text length": (head + "Content-Length: ten\n", ten, b" 400 "),
+        "negative length": (head + "Content-Length: -5\n", ten, b" 400 "),
+        "no length": (head, ten, b" 411 "),
+        "huge length": (head + f"Content-Length: {10**12}\n", ten, b" 413 "),
+    }
+    for name, (headers, body, status) in cases.items():
+        answer = raw_request(running.port, headers, body)
+        assert status in answer.split(b"\r\n")[0], (name, answer)
+    assert b"cut short" in raw_request(running.port, *cases["short"][:2])
+    raw_request(running.port, head + f"Content-Length: {len(ten)}\n", ten[:40], then="reset")  # gone mid-body
+    raw_request(running.port, head + f"Content-Length: {len(ten)}\n", ten, then="reset")  # gone before the answer
+    assert post(running, saves((shas[1], "keep")))[0] == 200  # the server carries on
+    stdout, stderr = running.stop()
+    assert "Traceback" not in stdout + stderr and stderr == "", stderr
+    refused = [line for line in stdout.splitlines() if line.startswith("review: refused a save")]
+    assert len(refused) == 6, stdout  # one line each, none for the two resets but a "connection ended" line at most
+    assert "cut short" in refused[0] and "Content-Length 'ten'" in refused[1]
+    saved = read_decisions_file(running.decisions)
+    # The short and the malformed saves saved nothing; the one whose client left before the answer may have saved its ten.
+    assert [saved["sha256"].iloc[0], saved["sha256"].iloc[-1]] == [shas[0], shas[1]] and len(saved) in (2, 12)
+
+
+def test_a_hundred_saves_at_once_are_all_answered_and_all_kept(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.decisions.unlink(missing_ok=True)
+    photos = [hashlib.sha256(str(number).encode()).hexdigest() for number in range(100)]
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        answers = list(pool.map(lambda sha: post(server, saves((sha, "trash")))[0], photos))
+    assert answers == [200] * 100
+    assert sorted(read_decisions_file(server.decisions)["sha256"]) == sorted(photos)
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_at_start_and_nothing_else(sheet, tmp_path):
+    import os
+    import tempfile
+
+    decisions = tmp_path / "holiday.csv"
+    decisions.write_text(f"path,sha256,decision\na.jpg,{'a' * 64},keep\n", encoding="utf-8")
+    handle, leftover = tempfile.mkstemp(dir=tmp_path, prefix=".holiday.csv.", suffix=".tmp")  # atomic_write's name
+    os.write(handle, b"path,sha256,decision\na.jpg,")  # killed here
+    os.close(handle)
+    others = [tmp_path / name for name in (".holiday.csv.notes.tmp", ".other.csv.abcd1234.tmp", "holiday.csv.abcd1234.tmp")]
+    for other in others:
+        other.write_text("not ours")
+    running = Server(sheet["out"], decisions)
+    stdout, _ = running.stop()
+    assert not Path(leftover).exists() and all(other.exists() for other in others)
+    assert f"review: removed {leftover}, left by a save that was killed" in stdout
+    assert decisions.read_text(encoding="utf-8") == f"path,sha256,decision\na.jpg,{'a' * 64},keep\n"
+
+
+def test_paths_with_terminal_escapes_are_shown_escaped(sheet, tmp_path):
+    folder = tmp_path / "\x1b]0;pwned\x07\x1b[2J"
+    folder.mkdir()
+    running = Server(sheet["out"], folder / "decisions.csv")
+    stdout, stderr = running.stop()
+    assert "\x1b" not in stdout + stderr and "\x07" not in stdout
+    assert "\\x1b]0;pwned\\x07\\x1b[2J/decisions.csv as you make them" in stdout
+    result = subprocess.run([KEEPTRASH, "review", str(sheet["out"]), "--decisions", str(folder)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "\x1b" not in result.stderr and "\\x1b]0;pwned\\x07" in result.stderr

@@ -25,13 +25,16 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+_TEMP_SUFFIX = ".tmp"
+
+
 def atomic_write(path: Path, write) -> None:
     """Call write(temp_path), then rename the finished file over `path`."""
     temp = None
     try:
         # Creating the folder or the temporary file fails too on a full disk or one out of inodes.
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
         os.close(handle)
         temp = Path(temp_name)
         write(temp)
@@ -42,6 +45,18 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if temp is not None:
             temp.unlink(missing_ok=True)
+
+
+def leftover_temp_files(path: Path) -> list[Path]:
+    """The temporary files of atomic_write(path) beside it: `.NAME.` + tempfile's 8 random characters + `.tmp`. Left
+    behind only by a process killed mid-write; a live writer's is among them too, so remove them only while no other
+    process can be writing path."""
+    name = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    return [entry for entry in entries if name.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink()]
 
 
 # A spreadsheet runs a cell that starts like a formula (OWASP, "CSV Injection"); leading quotes are counted so

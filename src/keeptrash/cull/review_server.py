@@ -8,13 +8,16 @@ photo deleted since) and columns the person added: a save changes only the rows 
 learns the saved decisions from this server, read by the labels stage's own reader. Nothing else is served or written.
 """
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import secrets
 import stat
-import threading
-from dataclasses import dataclass, field
+import sys
+import unicodedata
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,13 +26,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
+from keeptrash.cull.contact_sheet import printable
 from keeptrash.errors import KeeptrashError
-from keeptrash.io import atomic_write, spreadsheet_safe
+from keeptrash.io import atomic_write, leftover_temp_files, spreadsheet_safe
 from keeptrash.labels.own_decisions import COLUMNS, checked_decisions, read_decisions_table
 
 SHEET_NAME = "contact_sheet.html"
 # A decision is under 400 bytes as JSON; this is room for a quarter of a million photos at once.
 MAX_BODY_BYTES = 100 * 1024 * 1024
+# Seconds a client may take to send its request: a stalled one holds a thread, not the server.
+REQUEST_TIMEOUT = 30
+
+
+def shown(text: object) -> str:
+    """Text for the terminal: control characters (which could clear it, retitle it or fake lines) as \\xNN.
+    Issue 26 item 10 adds the shared function in keeptrash.errors; this call site moves to it at merge."""
+    return "".join(f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char for char in printable(str(text)))
 
 
 def find_sheet(folder: Path) -> Path:
@@ -37,28 +49,31 @@ def find_sheet(folder: Path) -> Path:
     for candidate in (folder / SHEET_NAME, folder.resolve().parent / f"{folder.resolve().name}-keeptrash" / SHEET_NAME):
         if candidate.is_file():
             return candidate
-    raise KeeptrashError(f"{folder}: no {SHEET_NAME} in it or in {folder.name}-keeptrash; run keeptrash cull {folder} first")
+    raise KeeptrashError(
+        f"{shown(folder)}: no {SHEET_NAME} in it or in {shown(folder.name)}-keeptrash; run keeptrash cull {shown(folder)} first"
+    )
 
 
 def decisions_to_write(decisions: Path) -> Path:
     """The file `--decisions` names, checked before the first click could replace it: a .csv file that does not exist
     yet or that the labels stage reads as decisions (else KeeptrashError). A symlink gives the file it points to, so
     that the link stays."""
+    given = shown(decisions)
     if decisions.is_dir():
-        raise KeeptrashError(f"--decisions {decisions}: a folder; name the CSV file to write in it, e.g. {decisions / 'decisions.csv'}")
+        raise KeeptrashError(f"--decisions {given}: a folder; name the CSV file to write in it, e.g. {shown(decisions / 'decisions.csv')}")
     target = decisions.resolve()
     if target.suffix.lower() != ".csv":
         raise KeeptrashError(
-            f"--decisions {decisions}: not a .csv file name{f' (it names {target})' if target.name != decisions.name else ''}; "
+            f"--decisions {given}: not a .csv file name{f' (it names {shown(target)})' if target.name != decisions.name else ''}; "
             "decisions are written to a CSV, e.g. data/own/decisions/holiday.csv"
         )
     if target.exists() and not target.is_file():
-        raise KeeptrashError(f"--decisions {decisions}: not a regular file; name a CSV file to write")
+        raise KeeptrashError(f"--decisions {given}: not a regular file; name a CSV file to write")
     if target.exists():
         try:
             read_decisions_table(target)
         except KeeptrashError as error:
-            raise KeeptrashError(f"--decisions {error} (keeptrash review would not replace it; or pass a new file name)") from None
+            raise KeeptrashError(f"--decisions {shown(error)} (keeptrash review would not replace it; or pass a new file name)") from None
     return target
 
 
@@ -129,10 +144,23 @@ class _Session:
     sheet: Path
     decisions: Path
     token: str  # in the printed URL; any request without it (or its cookie) is refused
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one merge-write at a time
+
+
+@contextlib.contextmanager
+def merging(decisions: Path):
+    """One merge-write of decisions at a time, across threads and `keeptrash review` processes: an exclusive lock on
+    its folder (a lock file beside it would be one more file in labels.own_dir, which dvc repro watches)."""
+    folder = os.open(decisions.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # releases the lock
 
 
 class _Handler(BaseHTTPRequestHandler):
+    timeout = REQUEST_TIMEOUT
+
     def __init__(self, *args, session: _Session, **kwargs):
         self.session = session
         self.new_cookie = False
@@ -170,9 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(b"decisions are saved only from the contact sheet this server shows\n", f"a save from {origin or site}")
         return True
 
-    def _refuse(self, body: bytes, what: str) -> bool:
-        print(f"review: refused {what}", flush=True)
-        self._reply(HTTPStatus.FORBIDDEN, body)
+    def _refuse(self, body: bytes, what: str, status: HTTPStatus = HTTPStatus.FORBIDDEN) -> bool:
+        print(f"review: refused {shown(what)}", flush=True)
+        self._reply(status, body)
         return False
 
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
@@ -211,35 +239,73 @@ class _Handler(BaseHTTPRequestHandler):
         if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"decisions are posted as application/json\n")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_BODY_BYTES:
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"a save of up to 100 MB is expected\n")
+        body = self._body()
+        if body is None:
             return
-        body = self.rfile.read(length)
         decisions = self.session.decisions
         try:
             changes = posted_changes(body)
-            with self.session.lock:
+            with merging(decisions):
                 merged = merged_decisions(saved_decisions(decisions), changes)
                 if not changes.empty:
                     write_decisions(decisions, merged)
         except KeeptrashError as error:
-            print(f"review: not saved: {error}", flush=True)
-            self._reply(HTTPStatus.BAD_REQUEST, f"{error}\n".encode())
+            self._refuse(f"{error}\n".encode(), f"a save ({error})", HTTPStatus.BAD_REQUEST)
             return
         photos = merged["sha256"].nunique()
-        print(f"review: {photos} decisions saved to {decisions}", flush=True)
-        self._reply(HTTPStatus.OK, f"{photos} decisions saved to {decisions}\n".encode())
+        print(f"review: {photos} decisions saved to {shown(decisions)}", flush=True)
+        self._reply(HTTPStatus.OK, f"{photos} decisions saved to {printable(decisions)}\n".encode())
+
+    def _body(self) -> bytes | None:
+        """Exactly Content-Length bytes of the request, or None once refused: a body cut short is not a save."""
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            self._refuse(b"a save needs a Content-Length\n", "a save without a Content-Length", HTTPStatus.LENGTH_REQUIRED)
+            return None
+        if not declared.strip().isdigit():
+            self._refuse(b"Content-Length must be a number of bytes\n", f"a save with Content-Length {declared!r}", HTTPStatus.BAD_REQUEST)
+            return None
+        length = int(declared)
+        if length > MAX_BODY_BYTES:
+            self._refuse(b"a save of up to 100 MB is expected\n", f"a save of {length} bytes", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self._refuse(b"the save was cut short\n", f"a save cut short ({len(body)} of {length} bytes)", HTTPStatus.BAD_REQUEST)
+            return None
+        return body
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError) as error:  # the client went away or stalled: nothing to answer
+            print(f"review: a connection ended early ({shown(error.strerror or error)})", flush=True)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # 5 (socketserver's) resets connections when a hundred saves arrive at once
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        print(f"review: a request failed ({shown(type(error).__name__)}: {shown(error)})", flush=True)
 
 
 def serve(sheet: Path, decisions: Path, port: int) -> None:
     """Serve the sheet until interrupted (Ctrl+C), merging every decision the page posts into decisions."""
+    try:
+        decisions.parent.mkdir(parents=True, exist_ok=True)
+        with merging(decisions):  # no save of another review is under way: its temporary files are a killed one's
+            for leftover in leftover_temp_files(decisions):
+                leftover.unlink()
+                print(f"review: removed {shown(leftover)}, left by a save that was killed", flush=True)
+    except OSError as error:
+        raise KeeptrashError(f"--decisions {shown(decisions)}: cannot use its folder ({error.strerror}); fix permissions or pick another") from None
     session = _Session(sheet, decisions, secrets.token_urlsafe(32))
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Handler, session=session))
+        server = _Server(("127.0.0.1", port), functools.partial(_Handler, session=session))
     except OSError as error:
         raise KeeptrashError(f"--port {port}: cannot listen on 127.0.0.1 ({error.strerror}); pick another port or 0 for any") from None
     with server:
-        print(f"review: open http://127.0.0.1:{server.server_port}/?token={session.token} ; decisions are saved to {decisions} "
-              "as you make them; Ctrl+C to stop", flush=True)
+        print(f"review: open http://127.0.0.1:{server.server_port}/?token={session.token} ; decisions are saved to "
+              f"{shown(decisions)} as you make them; Ctrl+C to stop", flush=True)
         server.serve_forever()
