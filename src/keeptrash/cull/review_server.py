@@ -6,6 +6,8 @@ decisions file by sha256 and writes the file atomically, in the format the label
 (keeptrash.labels.own_decisions). The file may hold decisions for photos not on this sheet (an earlier folder, a
 photo deleted since) and columns the person added: a save changes only the rows of the photos it names. The page
 learns the saved decisions from this server, read by the labels stage's own reader. Nothing else is served or written.
+Only the person may use it: every request needs the token of the printed URL, and a save must come from the sheet
+(docs/review-loop.md, "Who may use it").
 """
 
 import contextlib
