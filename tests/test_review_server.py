@@ -485,3 +485,17 @@ def test_paths_with_terminal_escapes_are_shown_escaped(sheet, tmp_path):
     assert "\\x1b]0;pwned\\x07\\x1b[2J/decisions.csv as you make them" in stdout
     result = subprocess.run([KEEPTRASH, "review", str(sheet["out"]), "--decisions", str(folder)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "\x1b" not in result.stderr and "\\x1b]0;pwned\\x07" in result.stderr
+
+
+def test_a_file_made_unreadable_during_the_review_is_not_saved_over(server, sheet, browser):
+    sha = sheet["scores"]["sha256"].tolist()
+    server.decisions.parent.mkdir(parents=True, exist_ok=True)
+    server.decisions.write_text(f"path,sha256,decision\na.jpg,{sha[0]},keep\n", encoding="utf-8")
+    page = open_sheet(browser, server.url)
+    broken = f"path,sha256,decision\na.jpg,{sha[0]},keep\nb.jpg,{OTHER_PHOTO},maybe\n"  # edited by hand meanwhile
+    server.decisions.write_text(broken, encoding="utf-8")
+    page.locator("figure.photo").nth(2).click()
+    page.wait_for_function("document.getElementById('saved').textContent.startsWith('not saved: ')")
+    assert ":3: decision must be keep or trash" in page.inner_text("#saved")
+    assert server.decisions.read_text(encoding="utf-8") == broken
+    page.context.close()

@@ -152,7 +152,10 @@ class _Session:
 def merging(decisions: Path):
     """One merge-write of decisions at a time, across threads and `keeptrash review` processes: an exclusive lock on
     its folder (a lock file beside it would be one more file in labels.own_dir, which dvc repro watches)."""
-    folder = os.open(decisions.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder = os.open(decisions.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise KeeptrashError(f"{shown(decisions.parent)}: cannot open the decisions file's folder ({error.strerror})") from None
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         yield
@@ -300,7 +303,7 @@ def serve(sheet: Path, decisions: Path, port: int) -> None:
             for leftover in leftover_temp_files(decisions):
                 leftover.unlink()
                 print(f"review: removed {shown(leftover)}, left by a save that was killed", flush=True)
-    except OSError as error:
+    except OSError as error:  # KeeptrashError from merging() names the folder itself
         raise KeeptrashError(f"--decisions {shown(decisions)}: cannot use its folder ({error.strerror}); fix permissions or pick another") from None
     session = _Session(sheet, decisions, secrets.token_urlsafe(32))
     try:
