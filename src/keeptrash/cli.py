@@ -121,12 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     review = commands.add_parser(
         "review",
         help="serve a cull's contact sheet on 127.0.0.1 and save your keep/trash decisions to a CSV as you make them",
-        description="Serve the contact sheet `keeptrash cull FOLDER` wrote, on 127.0.0.1 only. Every keep/trash decision "
-        "you make on it is written to --decisions (path,sha256,decision), the file labels.own_decisions lists; "
-        "see docs/review-loop.md. Stop with Ctrl+C.",
+        description="Serve the contact sheet `keeptrash cull FOLDER` wrote, on 127.0.0.1 only, to whoever opens the address "
+        "it prints (it holds a token). Every keep/trash decision you make on it is merged into --decisions "
+        "(path,sha256,decision; other photos' rows are kept), the file labels.own_decisions lists; see docs/review-loop.md. "
+        "Stop with Ctrl+C.",
     )
     review.add_argument("folder", type=Path, help="the culled photo folder, or the --out folder holding contact_sheet.html")
-    review.add_argument("--decisions", type=Path, help="CSV to write (default: keeptrash-decisions.csv beside the sheet)")
+    review.add_argument("--decisions", type=Path, help="a new .csv, or a decisions CSV to add to (default: keeptrash-decisions.csv beside the sheet)")
     review.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one, printed)")
     undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
     undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` wrote")
