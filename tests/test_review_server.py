@@ -392,6 +392,9 @@ def test_a_new_decisions_file_is_the_persons_alone(server, sheet):
     server.decisions.unlink(missing_ok=True)
     assert post(server, saves((sheet["scores"]["sha256"].iloc[1], "trash")))[0] == 200
     assert server.decisions.stat().st_mode & 0o777 == 0o600
+    server.decisions.chmod(0o640)  # the person's choice for an existing file stays
+    assert post(server, saves((sheet["scores"]["sha256"].iloc[2], "keep")))[0] == 200
+    assert server.decisions.stat().st_mode & 0o777 == 0o640
 
 
 # --- item 5: malformed requests, a hundred saves at once, a save killed midway --------------------------------------
