@@ -21,7 +21,7 @@ from keeptrash.cull.pairs import SEPARATOR
 from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
 from keeptrash.cull.sorting import MODES, sort_photo, sort_shot, undo_moves
-from keeptrash.errors import KeeptrashError, exits_cleanly, readable
+from keeptrash.errors import KeeptrashError, exits_cleanly, readable, say
 from keeptrash.features.store import default_cache_root
 from keeptrash.io import csv_text
 from keeptrash.output_folder import OutputFolder
@@ -167,7 +167,7 @@ def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Pat
     try:
         journal = new_journal(out, folder) if mode == "move" else None
     except OSError as error:
-        raise KeeptrashError(f"{readable(out)}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
+        raise KeeptrashError(f"{out}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
     try:
         for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
             try:
@@ -208,14 +208,14 @@ def prepare_output(out: Path, contact_sheet: bool) -> OutputFolder:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise KeeptrashError(f"{readable(out)}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
+        raise KeeptrashError(f"{out}: cannot create the output folder ({error.strerror}); pass --out a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise KeeptrashError(f"{readable(out)}: output folder is not writable; pass --out a writable folder")
+        raise KeeptrashError(f"{out}: output folder is not writable; pass --out a writable folder")
     output = OutputFolder(out, "cull", (CSV_NAME, *([SHEET_NAME] if contact_sheet else [])), new_only=False, hint="pass another --out")
     for sorted_folder in (out / KEEP, out / TRASH):
         if sorted_folder.is_symlink() or (sorted_folder.exists() and not sorted_folder.is_dir()):
             raise KeeptrashError(
-                f"{readable(sorted_folder)}: is a symlink or not a folder; photos are sorted only into real folders "
+                f"{sorted_folder}: is a symlink or not a folder; photos are sorted only into real folders "
                 "inside --out: remove it, or pass another --out"
             )
     return output
@@ -232,7 +232,7 @@ def cull(args: argparse.Namespace) -> None:
     if args.threshold is not None:
         model = dataclasses.replace(model, threshold=args.threshold)
     if not folder.is_dir():
-        raise KeeptrashError(f"{readable(folder)}: not a folder; pass the folder of photos to cull")
+        raise KeeptrashError(f"{folder}: not a folder; pass the folder of photos to cull")
     output = prepare_output(out, args.contact_sheet)
     # A second run sorting the same photos or into the same output waits for nothing: it is refused in one line.
     with exclusive_folders(folder, out) if args.mode else contextlib.nullcontext():
@@ -260,26 +260,26 @@ def cull(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - started
         kept = int((scores["decision"] == KEEP).sum())
         scanned = len(scan.photos) + len(scan.skipped)
-        print(
+        say(
             f"cull: scanned {scanned}, keep {kept}, trash {len(scores) - kept}, skipped {len(skipped)}"
             + (f" ({_skip_summary(skipped)})" if skipped else "")
             + f"; {seconds:.1f} s, {scanned / max(seconds, 1e-9):.1f} images/s (scoring {scoring_seconds:.1f} s)"
         )
         pairs = int(scores["paired_with"].map(bool).sum())
-        print(
+        say(
             f"cull: {series_summary(scores)}" + (f", at most the best {args.best_of} of each kept" if args.best_of else "")
             + (f"; {pairs} RAW+JPEG pairs, each scored once from its JPEG" if pairs else "")
         )
-        print(f"cull: wrote {readable(out / CSV_NAME)}" + (f" and {readable(out / SHEET_NAME)}" if args.contact_sheet else ""))
+        say(f"cull: wrote {out / CSV_NAME}" + (f" and {out / SHEET_NAME}" if args.contact_sheet else ""))
         if not args.mode:
             review = "review the contact sheet, then " if args.contact_sheet else ""
             print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
             return
         actions = Counter(scores["action"])
         done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
-        print(f"cull: into {readable(out)}/keep and /trash: {done}")
+        say(f"cull: into {out}/keep and /trash: {done}")
         if journal:
-            print(f"cull: to put the moved photos back: keeptrash undo {readable(journal)}")
+            say(f"cull: to put the moved photos back: keeptrash undo {journal}")
 
 
 def review(args: argparse.Namespace) -> None:
@@ -292,7 +292,7 @@ def review(args: argparse.Namespace) -> None:
 def undo(args: argparse.Namespace) -> None:
     report = undo_moves(args.manifest)
     for path, reason in report.problems:
-        print(f"undo: {readable(path)}: {readable(reason)}")
+        say(f"undo: {path}: {reason}")
     print(f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}")
     if report.problems:
         raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")
@@ -303,7 +303,7 @@ def report(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     written = build_report(args.base, args.new, args.out)
-    print(f"report: wrote {readable(written)} in {time.perf_counter() - started:.1f} s")
+    say(f"report: wrote {written} in {time.perf_counter() - started:.1f} s")
 
 
 @exits_cleanly

@@ -18,7 +18,6 @@ import os
 import secrets
 import stat
 import sys
-import unicodedata
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -28,8 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
-from keeptrash.cull.contact_sheet import printable
-from keeptrash.errors import KeeptrashError
+from keeptrash.errors import KeeptrashError, printable
 from keeptrash.io import atomic_write, leftover_temp_files, spreadsheet_safe
 from keeptrash.labels.own_decisions import COLUMNS, checked_decisions, read_decisions_table
 
@@ -40,19 +38,13 @@ MAX_BODY_BYTES = 100 * 1024 * 1024
 REQUEST_TIMEOUT = 30
 
 
-def shown(text: object) -> str:
-    """Text for the terminal: control characters (which could clear it, retitle it or fake lines) as \\xNN.
-    Issue 26 item 10 adds the shared function in keeptrash.errors; this call site moves to it at merge."""
-    return "".join(f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char for char in printable(str(text)))
-
-
 def find_sheet(folder: Path) -> Path:
     """The contact sheet of a cull: in folder itself (the --out folder), or in FOLDER-keeptrash (cull's default --out)."""
     for candidate in (folder / SHEET_NAME, folder.resolve().parent / f"{folder.resolve().name}-keeptrash" / SHEET_NAME):
         if candidate.is_file():
             return candidate
     raise KeeptrashError(
-        f"{shown(folder)}: no {SHEET_NAME} in it or in {shown(folder.name)}-keeptrash; run keeptrash cull {shown(folder)} first"
+        f"{printable(folder)}: no {SHEET_NAME} in it or in {printable(folder.name)}-keeptrash; run keeptrash cull {printable(folder)} first"
     )
 
 
@@ -60,13 +52,13 @@ def decisions_to_write(decisions: Path) -> Path:
     """The file `--decisions` names, checked before the first click could replace it: a .csv file that does not exist
     yet or that the labels stage reads as decisions (else KeeptrashError). A symlink gives the file it points to, so
     that the link stays."""
-    given = shown(decisions)
+    given = printable(decisions)
     if decisions.is_dir():
-        raise KeeptrashError(f"--decisions {given}: a folder; name the CSV file to write in it, e.g. {shown(decisions / 'decisions.csv')}")
+        raise KeeptrashError(f"--decisions {given}: a folder; name the CSV file to write in it, e.g. {printable(decisions / 'decisions.csv')}")
     target = decisions.resolve()
     if target.suffix.lower() != ".csv":
         raise KeeptrashError(
-            f"--decisions {given}: not a .csv file name{f' (it names {shown(target)})' if target.name != decisions.name else ''}; "
+            f"--decisions {given}: not a .csv file name{f' (it names {printable(target)})' if target.name != decisions.name else ''}; "
             "decisions are written to a CSV, e.g. data/own/decisions/holiday.csv"
         )
     if target.exists() and not target.is_file():
@@ -75,7 +67,7 @@ def decisions_to_write(decisions: Path) -> Path:
         try:
             read_decisions_table(target)
         except KeeptrashError as error:
-            raise KeeptrashError(f"--decisions {shown(error)} (keeptrash review would not replace it; or pass a new file name)") from None
+            raise KeeptrashError(f"--decisions {printable(error)} (keeptrash review would not replace it; or pass a new file name)") from None
     return target
 
 
@@ -155,7 +147,7 @@ def merging(decisions: Path):
     try:
         folder = os.open(decisions.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
-        raise KeeptrashError(f"{shown(decisions.parent)}: cannot open the decisions file's folder ({error.strerror})") from None
+        raise KeeptrashError(f"{printable(decisions.parent)}: cannot open the decisions file's folder ({error.strerror})") from None
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         yield
@@ -204,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _refuse(self, body: bytes, what: str, status: HTTPStatus = HTTPStatus.FORBIDDEN) -> bool:
-        print(f"review: refused {shown(what)}", flush=True)
+        print(f"review: refused {printable(what)}", flush=True)
         self._reply(status, body)
         return False
 
@@ -258,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(f"{error}\n".encode(), f"a save ({error})", HTTPStatus.BAD_REQUEST)
             return
         photos = merged["sha256"].nunique()
-        print(f"review: {photos} decisions saved to {shown(decisions)}", flush=True)
+        print(f"review: {photos} decisions saved to {printable(decisions)}", flush=True)
         self._reply(HTTPStatus.OK, f"{photos} decisions saved to {printable(decisions)}\n".encode())
 
     def _body(self) -> bytes | None:
@@ -284,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().handle()
         except (ConnectionError, TimeoutError) as error:  # the client went away or stalled: nothing to answer
-            print(f"review: a connection ended early ({shown(error.strerror or error)})", flush=True)
+            print(f"review: a connection ended early ({printable(error.strerror or error)})", flush=True)
 
 
 class _Server(ThreadingHTTPServer):
@@ -292,7 +284,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         error = sys.exc_info()[1]
-        print(f"review: a request failed ({shown(type(error).__name__)}: {shown(error)})", flush=True)
+        print(f"review: a request failed ({printable(type(error).__name__)}: {printable(error)})", flush=True)
 
 
 def serve(sheet: Path, decisions: Path, port: int) -> None:
@@ -302,9 +294,9 @@ def serve(sheet: Path, decisions: Path, port: int) -> None:
         with merging(decisions):  # no save of another review is under way: its temporary files are a killed one's
             for leftover in leftover_temp_files(decisions):
                 leftover.unlink()
-                print(f"review: removed {shown(leftover)}, left by a save that was killed", flush=True)
+                print(f"review: removed {printable(leftover)}, left by a save that was killed", flush=True)
     except OSError as error:  # KeeptrashError from merging() names the folder itself
-        raise KeeptrashError(f"--decisions {shown(decisions)}: cannot use its folder ({error.strerror}); fix permissions or pick another") from None
+        raise KeeptrashError(f"--decisions {printable(decisions)}: cannot use its folder ({error.strerror}); fix permissions or pick another") from None
     session = _Session(sheet, decisions, secrets.token_urlsafe(32))
     try:
         server = _Server(("127.0.0.1", port), functools.partial(_Handler, session=session))
@@ -312,5 +304,5 @@ def serve(sheet: Path, decisions: Path, port: int) -> None:
         raise KeeptrashError(f"--port {port}: cannot listen on 127.0.0.1 ({error.strerror}); pick another port or 0 for any") from None
     with server:
         print(f"review: open http://127.0.0.1:{server.server_port}/?token={session.token} ; decisions are saved to "
-              f"{shown(decisions)} as you make them; Ctrl+C to stop", flush=True)
+              f"{printable(decisions)} as you make them; Ctrl+C to stop", flush=True)
         server.serve_forever()

@@ -12,7 +12,7 @@ from typing import Protocol
 from tqdm import tqdm
 
 from keeptrash.download.archives import extract_images
-from keeptrash.errors import KeeptrashError
+from keeptrash.errors import KeeptrashError, say
 from keeptrash.download.http_download import download_images, download_volumes
 from keeptrash.download.mega import fetch_volumes
 from keeptrash.params import DownloadParams
@@ -57,7 +57,7 @@ class ArchiveSource:
             download_volumes(self.volume_urls, self.archives_dir, self.retries, self.requests_per_second)
         extraction = extract_images(self.archives_dir, self.images_dir, image_ids)
         for name, reason in extraction.refused:
-            print(f"download: refused archive member {name!r}: {reason}")
+            say(f"download: refused archive member {name!r}: {reason}")
         return extraction.images
 
 

@@ -1,7 +1,7 @@
 """Stage 2: label AVA images by mean score, add the user's own photos, split train/val/test."""
 
 from keeptrash import paths
-from keeptrash.errors import exits_cleanly
+from keeptrash.errors import exits_cleanly, say
 from keeptrash.io import read_table, write_json, write_table
 from keeptrash.labels.labelling import build_labels, labels_summary
 from keeptrash.params import load_params
@@ -14,10 +14,10 @@ def main() -> None:
     metadata = read_table(paths.METADATA, "metadata")
     labels = build_labels(metadata, params, all_params.grouping, all_params.download.max_image_pixels)
     for note in [*labels.xmp.notes, *labels.decisions.notes, *labels.duplicates.notes]:
-        print(f"labels: {note}")
+        say(f"labels: {note}")
     if params.own_xmp:
         xmp = labels.xmp
-        print(
+        say(
             f"labels: XMP of {xmp.photos} own photos: {xmp.read} read, {xmp.mapped} mapped ({xmp.keep} keep, {xmp.trash} trash), "
             f"{xmp.unmapped} unmapped ({xmp.unreadable} unreadable, {xmp.flag_conflicts} with disagreeing flags); "
             f"{xmp.labelled} labelled by it, {xmp.folder_conflicts} where keep/ or trash/ decided otherwise"
