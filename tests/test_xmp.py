@@ -5,6 +5,7 @@ TIFF and a DNG leaves their image data byte for byte as it was; a broken sidecar
 import shutil
 from pathlib import Path
 
+import exiv2
 import numpy as np
 import pytest
 import tifffile
@@ -71,6 +72,20 @@ def test_a_broken_sidecar_is_one_error_naming_it(tmp_path, content, complaint):
     with pytest.raises(xmp.XmpError, match=complaint) as raised:
         xmp.read_properties(tmp_path / "IMG_0001.jpg")
     assert str(raised.value).startswith(f"{sidecar}: ") and "\n" not in str(raised.value)
+
+
+def test_a_broken_sidecar_is_found_while_exiv2_is_muted_and_the_mute_stays(tmp_path):
+    """keeptrash.raw mutes Exiv2's log for the process (the labels stage always imports it); a cut-short sidecar read as
+    no XMP at all then, and its photo went unlabelled without a word."""
+    exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
+    try:
+        shutil.copyfile(LIVEC_IMAGES / PHOTO_NAMES[0], tmp_path / "IMG_0001.jpg")
+        shutil.copyfile(SIDECARS / "malformed-cut-short.xmp", tmp_path / "IMG_0001.xmp")
+        with pytest.raises(xmp.XmpError, match="not well-formed"):
+            xmp.read_properties(tmp_path / "IMG_0001.jpg")
+        assert exiv2.LogMsg.level() == exiv2.LogMsg.Level.mute
+    finally:
+        exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.warn)
 
 
 def test_the_sidecars_of_a_photo_in_either_naming_and_case(tmp_path):

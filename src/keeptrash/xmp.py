@@ -56,11 +56,16 @@ def _exiv2_call(what: Path, action, *arguments):
     complaints = _Exiv2Complaints()
     logger.addHandler(complaints)
     propagate, logger.propagate = logger.propagate, False
+    # Another module may have muted Exiv2's log for the whole process (keeptrash.raw does, against maker-note noise):
+    # a broken packet would then read as no XMP at all. Its warnings are let through to the handler above meanwhile.
+    level = exiv2.LogMsg.level()
+    exiv2.LogMsg.setLevel(min(level, exiv2.LogMsg.Level.warn, key=int))
     try:
         result = action(*arguments)
     except exiv2.Exiv2Error as error:
         raise XmpError(f"{what}: Exiv2 cannot read or write its XMP ({error})") from None
     finally:
+        exiv2.LogMsg.setLevel(level)
         logger.removeHandler(complaints)
         logger.propagate = propagate
     broken = [message for message in complaints.messages if "XMP" in message]
