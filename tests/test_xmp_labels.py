@@ -19,6 +19,7 @@ from keeptrash.images import max_file_bytes
 from keeptrash.labels.labelling import KEEP, TRASH, build_labels, labels_summary
 from keeptrash.labels.xmp_flags import verdict_of
 from keeptrash.model.model_inputs import score_target
+from raw_files import write_dng
 from test_labelling import metadata_frame
 from test_own_decisions import digests_below, params_for, write_decisions
 
@@ -154,6 +155,20 @@ def test_a_pipe_or_an_oversized_file_named_like_a_photo_is_not_read(shoot):
     labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot), max_pixels=1_000_000)
     assert own_labels(labels.table) == EXPECTED_LABELS
     assert labels.xmp.summary() == {**EXPECTED_COUNTS, "photos": 19, "unmapped": 7}
+
+
+def test_raw_photos_take_their_sidecars_or_embedded_xmp_and_a_raw_jpeg_pair_shares_one_sidecar(shoot):
+    photos = unrated_photos(len(SHOTS) + 2)[:2]
+    # Photo Mechanic trashed IMG_0020 shot RAW+JPEG: one IMG_0020.xmp for both files.
+    write_dng(Image.open(LIVEC_IMAGES / photos[0]), shoot / "shoot" / "IMG_0020.dng", preview_side=256)
+    shutil.copyfile(LIVEC_IMAGES / photos[0], shoot / "shoot" / "IMG_0020.jpg")
+    shutil.copyfile(SIDECARS / "photomechanic-trash.xmp", shoot / "shoot" / "IMG_0020.xmp")
+    # Lightroom writes into a DNG itself.
+    exiftool_write(write_dng(Image.open(LIVEC_IMAGES / photos[1]), shoot / "shoot" / "IMG_0021.dng", preview_side=256), "-XMP-xmp:Rating=5")
+    labels = build_labels(metadata_frame([7.0, 4.0]), xmp_params(shoot))
+    assert own_labels(labels.table) == {**EXPECTED_LABELS, "IMG_0020.dng": TRASH, "IMG_0020.jpg": TRASH, "IMG_0021.dng": KEEP}
+    counted = {"photos": 3, "read": 3, "mapped": 3, "keep": 1, "trash": 2, "labelled": 3}
+    assert labels.xmp.summary() == {key: value + counted.get(key, 0) for key, value in EXPECTED_COUNTS.items()}
 
 
 def test_without_own_xmp_the_sidecars_are_ignored(shoot):
