@@ -42,6 +42,8 @@ def interrupted_during_cross_validation(repo: Path, *command: str) -> subprocess
     process = subprocess.Popen(
         command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # As from a terminal, whatever this test inherited: a shell ignores SIGINT in what it starts in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output = []
     for line in process.stdout:
