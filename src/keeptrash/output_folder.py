@@ -95,6 +95,9 @@ class OutputFolder:
         path = self.folder / name
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise KeeptrashError(f"{self.folder}: cannot create the output folder ({error.strerror}); {self.hint}") from None
+        try:
             replacing = self._check_replaceable(name)
             # Recorded before the file gets its name: cut short between the two, a rerun finds either version its own.
             digest = _sha256(data)
