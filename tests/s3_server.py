@@ -27,6 +27,8 @@ class S3Server:
         self._server: BaseWSGIServer | None = None
         self._port = 0
         self.stored_puts: list[str] = []
+        # Any key works until s3_server turns signature checks on; then only its IAM user's.
+        self.credentials = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "set-up-before-checks"}
         self._puts_to_admit: int | None = None  # before stopping (stop_after_puts)
         self._puts_to_store: int | None = None
         self.stopped = threading.Event()
@@ -39,6 +41,7 @@ class S3Server:
     def start(self) -> None:
         self._server = make_server("127.0.0.1", self._port, self._recording_app, threaded=True, request_handler=_TrackedConnections)
         self._server.open_connections = set()
+        self._puts_to_admit = self._puts_to_store = None
         self._port = self._server.server_port
         self.stopped.clear()
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -60,9 +63,11 @@ class S3Server:
         with self._lock:
             self._puts_to_admit = self._puts_to_store = count
 
-    def client(self, service: str, access_key: str, secret_key: str):
+    def client(self, service: str):
+        """A boto3 client signing with `credentials`."""
         return boto3.client(
-            service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=self.credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.credentials["AWS_SECRET_ACCESS_KEY"],
         )
 
     def _recording_app(self, environ, start_response):
@@ -74,7 +79,7 @@ class S3Server:
                     self._puts_to_admit -= 1
             if not admitted:  # beyond the last PUT the server takes before it stops: held until its connection is cut
                 self.stopped.wait(timeout=60)
-                return []
+                raise ConnectionAbortedError("the server stopped")  # werkzeug drops the connection quietly
 
         def recording_start_response(status, headers, exc_info=None):
             if object_put and status.startswith("200"):
@@ -82,8 +87,8 @@ class S3Server:
                     self.stored_puts.append(environ["PATH_INFO"].lstrip("/"))
                     if self._puts_to_store is not None:
                         self._puts_to_store -= 1
-                        if self._puts_to_store == 0:
-                            self._puts_to_admit = self._puts_to_store = None
+                        if self._puts_to_store == 0:  # the PUTs still to come stay held until start()
+                            self._puts_to_store = None
                             threading.Thread(target=self.stop).start()  # not from this request's own thread
             return start_response(status, headers, exc_info)
 
@@ -110,18 +115,19 @@ class _TrackedConnections(MotoRequestHandler):
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[tuple[S3Server, dict[str, str]]]:
-    """A started S3Server whose requests must be signed, and the access key of an IAM user allowed all of S3
-    ({"AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ...}). Stopped and emptied on exit."""
+def s3_server() -> Iterator[S3Server]:
+    """A started S3Server whose requests must be signed by an IAM user's key; its `credentials` are the key of the
+    one user, allowed all of S3. Stopped and emptied on exit."""
     server = S3Server()
     server.start()
     try:
-        iam = server.client("iam", "AKIAIOSFODNN7EXAMPLE", "set-up-before-signatures-are-checked")
+        iam = server.client("iam")
         iam.create_user(UserName="keeptrash")
         iam.put_user_policy(UserName="keeptrash", PolicyName="s3", PolicyDocument=json.dumps(_ALLOW_S3))
         key = iam.create_access_key(UserName="keeptrash")["AccessKey"]
+        server.credentials = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
         with enable_iam_authentication():
-            yield server, {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+            yield server
     finally:
         server.stop()
         _reset_moto()

@@ -108,8 +108,17 @@ def load_revision(name: str | None) -> Revision:
             else:
                 where = "run dvc repro there first"
             raise KeeptrashError(f"{label}: cannot read {path}; {where}") from None
-        except OSError as error:
-            raise KeeptrashError(f"{label}: cannot read {path} ({error.strerror or error}); rerun dvc repro there") from None
+        except Exception as error:
+            if files is None and isinstance(error, OSError):
+                raise KeeptrashError(f"{label}: cannot read {path} ({error.strerror or error}); rerun dvc repro there") from None
+            if files is None:
+                raise
+            # Not in DVC's cache, the file is read from the DVC remote, whose client raises errors of its own kind
+            # (PermissionError for S3's 403, botocore's for no connection): none of them shares a base narrower than this.
+            raise KeeptrashError(
+                f"{label}: cannot read {path}: it is not in DVC's cache here and the DVC remote failed ({error}); check the "
+                "remote's address and credentials (dvc remote list; docs/experiments.md), or dvc pull it"
+            ) from None
 
     def read_json(path, required: bool = True) -> dict:
         try:
