@@ -70,7 +70,6 @@ def _one_openmp_thread() -> None:
 
 
 _one_openmp_thread()
-exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)  # its warnings about odd maker notes would interleave with progress bars
 
 
 def is_raw(path: Path | str) -> bool:
@@ -209,11 +208,17 @@ def _drafted(image: Image.Image, short_side: int, long_side: int) -> Image.Image
 def exif_capture_time(path: Path) -> tuple[str, str] | None:
     """The RAW's own EXIF capture time and its sub-seconds, as written ("2026:05:01 10:00:00", "25"); None when Exiv2
     cannot read the file or it holds no time."""
+    # Exiv2 logs what it finds odd in a camera's maker notes; here only the time matters, and the warnings would cut
+    # into progress bars. Muted for this call alone: other readers of Exiv2 (keeptrash.xmp) need its complaints.
+    level = exiv2.LogMsg.level()
+    exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
     try:
         image = exiv2.ImageFactory.open(os.fspath(path))
         image.readMetadata()
     except exiv2.Exiv2Error:
         return None
+    finally:
+        exiv2.LogMsg.setLevel(level)
     exif = image.exifData()
 
     def first(keys: tuple[str, ...]) -> str:

@@ -56,8 +56,8 @@ def _exiv2_call(what: Path, action, *arguments):
     complaints = _Exiv2Complaints()
     logger.addHandler(complaints)
     propagate, logger.propagate = logger.propagate, False
-    # Another module may have muted Exiv2's log for the whole process (keeptrash.raw does, against maker-note noise):
-    # a broken packet would then read as no XMP at all. Its warnings are let through to the handler above meanwhile.
+    # Another module may have muted Exiv2's log for the whole process (keeptrash.raw mutes it while it reads a capture
+    # time): a broken packet would then read as no XMP at all. Its warnings are let through to the handler above meanwhile.
     level = exiv2.LogMsg.level()
     exiv2.LogMsg.setLevel(min(level, exiv2.LogMsg.Level.warn, key=int))
     try:
