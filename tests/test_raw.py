@@ -17,7 +17,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import LIVEC_IMAGES
+from conftest import CHEAP_FEATURES
+from keeptrash.features.extract import cache_namespace
+from keeptrash.features.store import FeatureStore
+from keeptrash.features.table import feature_table
+from keeptrash.params import FeaturesParams
 from keeptrash.grouping import read_signature
 from keeptrash.images import CORRUPT, OK, check_image, list_images, open_photo
 from keeptrash.raw import DECODE_CACHE_ENV, decode_cache_path
@@ -109,6 +113,21 @@ def test_a_second_look_decodes_nothing(tmp_path, camera_photo):
     second, _ = open_photo(dng, 125, 512)
     assert np.asarray(first).std() > 10
     assert np.asarray(second).std() < 1
+
+
+def test_features_an_older_keeptrash_cached_for_a_raw_are_not_reused(tmp_path, camera_photo):
+    """Before RAW support Pillow read a DNG's first directory, here its preview stored sideways, and cached features of
+    it under the file's sha256. Those are computed afresh: from the upright preview, with the sensor's size."""
+    dng = write_dng(camera_photo, tmp_path / "IMG_0001.dng", preview_side=1024, orientation=6)
+    as_tiff = tmp_path / "IMG_0001.tif"  # the same bytes, read by Pillow as an older keeptrash read the DNG
+    shutil.copyfile(dng, as_tiff)
+    params = FeaturesParams(backbone="efficientnet_lite0", batch_size=4, device="cpu", workers=0, **CHEAP_FEATURES)
+    store = FeatureStore(tmp_path / "cache", cache_namespace(params))
+    older, _, _ = feature_table([str(as_tiff)], [hashlib_of(dng)], params, store, MAX_PIXELS)
+    now, failures, computed = feature_table([str(dng)], [hashlib_of(dng)], params, store, MAX_PIXELS)
+    assert not failures and computed == 1
+    assert list(now["sha256"]) == [hashlib_of(dng)]
+    assert older["width"][0] < 1100 and (now["width"][0], now["height"][0]) == (1500, 2400)
 
 
 def test_capture_time_and_sub_seconds_come_from_the_raw(tmp_path, camera_photo):

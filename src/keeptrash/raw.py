@@ -34,6 +34,9 @@ RAW_SUFFIXES = {
     ".fff", ".iiq", ".k25", ".kdc", ".mdc", ".mef", ".mos", ".mrw", ".nef", ".nrw", ".orf", ".ori", ".pef", ".ptx",
     ".pxn", ".raf", ".raw", ".rwl", ".rw2", ".rwz", ".sr2", ".srf", ".srw", ".sti", ".x3f",
 }
+# Bump when how a RAW file becomes a picture changes (the preview rule, the decode's settings): the features cached
+# for RAW files (keeptrash.features.table.cache_key) are then computed afresh, those of other photos kept.
+RENDERING_VERSION = 1
 # The long side the download stage checks a RAW at: what the model (features.resolution, 500 by default) and the
 # image statistics (512, keeptrash.features.image_stats.ANALYSIS_SIDE) ask of it by default.
 CHECKED_SIDE = 512

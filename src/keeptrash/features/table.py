@@ -1,6 +1,8 @@
 """The features of photos, read from the feature cache; what the cache lacks is extracted first, by the engine
 features.engine names (this process, or Ray)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -11,6 +13,7 @@ from keeptrash.features.image_stats import STAT_NAMES
 from keeptrash.features.noise_copies import copies_of
 from keeptrash.features.store import FeatureStore
 from keeptrash.params import FeaturesParams
+from keeptrash.raw import RENDERING_VERSION, is_raw
 
 
 def compute_missing(loaders: list[PhotoLoader], keys: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int) -> dict[str, str]:
@@ -53,13 +56,22 @@ def feature_table(
     paths: list[str], digests: list[str], params: FeaturesParams, store: FeatureStore, max_pixels: int
 ) -> tuple[pd.DataFrame, dict[str, str], int]:
     """Features of photo files keyed by their sha256; failures by path. Files with equal bytes are decoded once."""
+    keys = [cache_key(path, digest) for path, digest in zip(paths, digests)]
     first_path = {}
-    for path, digest in zip(paths, digests):
-        first_path.setdefault(digest, path)
+    for path, key in zip(paths, keys):
+        first_path.setdefault(key, path)
     table, failures, computed = loaded_features(
-        {digest: photo_file(path, params.raw_preview_side) for digest, path in first_path.items()}, params, store, max_pixels
+        {key: photo_file(path, params.raw_preview_side) for key, path in first_path.items()}, params, store, max_pixels
     )
-    return table, {path: failures[digest] for path, digest in zip(paths, digests) if digest in failures}, computed
+    table["sha256"] = table["sha256"].map(dict(zip(keys, digests)))
+    return table, {path: failures[key] for path, key in zip(paths, keys) if key in failures}, computed
+
+
+def cache_key(path: str | Path, digest: str) -> str:
+    """A photo's key in the feature cache: its sha256, and for a RAW file also how keeptrash renders RAW files
+    (keeptrash.raw.RENDERING_VERSION). Features of the same bytes read another way are then not reused: those an older
+    keeptrash cached from the thumbnail Pillow finds in a DNG's or NEF's first directory, or from an older rendering."""
+    return f"{digest}-raw-v{RENDERING_VERSION}" if is_raw(path) else digest
 
 
 def manifest_features(manifest: pd.DataFrame, params: FeaturesParams, store: FeatureStore, max_pixels: int) -> tuple[pd.DataFrame, int]:
