@@ -809,10 +809,10 @@ ERROR_CASES = [
     ),
     ErrorCase("undo-corrupt-manifest", undo_case("corrupt"), ("undo-20240101-120000.jsonl", "line 2"),
               in_process=True),
-    ErrorCase("undo-photo-changed-since-move", undo_case("changed"), ("1 photos could not be restored",),
+    ErrorCase("undo-photo-changed-since-move", undo_case("changed"), ("1 photos or sidecars could not be restored",),
               in_process=True,
               check=stdout_names("{folder}/photos/a.jpg", "{folder}/out/keep/a.jpg is no longer the photo moved")),
-    ErrorCase("undo-original-name-taken", undo_case("taken"), ("1 photos could not be restored",), in_process=True,
+    ErrorCase("undo-original-name-taken", undo_case("taken"), ("1 photos or sidecars could not be restored",), in_process=True,
               check=stdout_names("{folder}/photos/a.jpg", "another file now has this name")),
     # A full disk (a 64 KiB tmpfs filled to the last byte).
     ErrorCase("disk-full-stage-output", full_disk_stage, ("data/metadata.parquet", ENOSPC_TEXT)),

@@ -136,7 +136,7 @@ def _decoded(path: Path) -> list[np.ndarray]:
 def test_xmp_written_into_a_photo_leaves_its_image_data_as_it_was(tmp_path, kind):
     original = _photos(tmp_path)[kind]
     written = tmp_path / f"written{original.suffix}"
-    written.write_bytes(xmp.embedded(original, original.read_bytes(), WRITTEN))
+    written.write_bytes(xmp.embedded(original.read_bytes(), WRITTEN, original))
     assert {key: exiftool_xmp(written).get(key) for key in WRITTEN_AS_EXIFTOOL_READS} == WRITTEN_AS_EXIFTOOL_READS
     assert all(np.array_equal(before, after) for before, after in zip(_decoded(original), _decoded(written), strict=True))
     assert xmp.image_data_digest(written.read_bytes(), original.suffix) == xmp.image_data_digest(original.read_bytes(), original.suffix)
@@ -147,7 +147,7 @@ def test_the_image_data_digest_sees_a_changed_byte_of_image_data_but_not_of_meta
     original = _photos(tmp_path)[kind]
     data = bytearray(original.read_bytes())
     digest = xmp.image_data_digest(bytes(data), original.suffix)
-    with_xmp = xmp.embedded(original, bytes(data), WRITTEN)
+    with_xmp = xmp.embedded(bytes(data), WRITTEN, original)
     assert xmp.image_data_digest(with_xmp, original.suffix) == digest
     data[len(data) // 2] ^= 0xFF  # inside the strips (TIFF, DNG) or the compressed scan (JPEG)
     assert xmp.image_data_digest(bytes(data), original.suffix) != digest
@@ -157,4 +157,4 @@ def test_a_raw_file_is_never_written_into(tmp_path):
     raw = tmp_path / "IMG_0001.CR2"
     raw.write_bytes(b"not rewritten")
     with pytest.raises(xmp.XmpError, match="JPEG, TIFF and DNG files only"):
-        xmp.embedded(raw, raw.read_bytes(), WRITTEN)
+        xmp.embedded(raw.read_bytes(), WRITTEN, raw)

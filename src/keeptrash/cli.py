@@ -20,9 +20,11 @@ from keeptrash.cull.ordering import ORDERS, uncertain_first
 from keeptrash.cull.pairs import SEPARATOR
 from keeptrash.cull.safe_write import exclusive_folders, remove_stale_partials
 from keeptrash.cull.scan import scan_folder
+from keeptrash.cull.sidecars import NAMING_HELP, NAMINGS, XmpPlan, configured_xmp, plan_sidecars, write_sidecars
 from keeptrash.cull.sorting import MODES, sort_photo, sort_shot, undo_moves
 from keeptrash.errors import KeeptrashError, exits_cleanly, readable, say
 from keeptrash.features.store import default_cache_root
+from keeptrash.images import file_digest
 from keeptrash.io import csv_text
 from keeptrash.output_folder import OutputFolder
 from keeptrash.params import GroupingParams
@@ -30,6 +32,7 @@ from keeptrash.params import GroupingParams
 # Large enough for 100+ MP panoramas, small enough that a decompression bomb is refused.
 DEFAULT_MAX_PIXELS = 300_000_000
 CSV_NAME, SHEET_NAME = "keeptrash.csv", "contact_sheet.html"
+XMP_WRITES = ("sidecar", "embed")
 
 
 def _number_within(low: float, high: float, what: str, bounds: str) -> Callable[[str], float]:
@@ -81,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     cull = commands.add_parser(
         "cull",
-        help="score a folder of photos; sort them only with --copy, --link or --move",
+        help="score a folder of photos; sort them only with --copy, --link or --move, write XMP only with --xmp",
         description="Score every photo in FOLDER and write a CSV and an HTML contact sheet to --out. "
-        "Nothing is copied, linked or moved unless asked; nothing is ever deleted or overwritten.",
+        "Nothing is copied, linked, moved or written beside the photos unless asked; nothing is ever deleted or overwritten.",
     )
     cull.add_argument("folder", type=Path, help="folder of photos (JPEG, PNG, TIFF, WebP, HEIC; GIF, AVIF, RAW ... are listed too)")
     cull.add_argument("--model", type=Path, default=paths.MODEL, help=f"model from the train stage (default {paths.MODEL})")
@@ -97,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     sort_mode = cull.add_mutually_exclusive_group()
     for mode in MODES:
         sort_mode.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=f"{mode} photos into OUT/keep and OUT/trash")
+    cull.add_argument(
+        "--xmp", nargs="?", const="sidecar", choices=XMP_WRITES,
+        help="write each decision as XMP (rating, label, digiKam pick label) for Lightroom, darktable, digiKam, Capture One: "
+        "into the photo's sidecar (default), or with 'embed' into JPEG, TIFF and DNG files themselves (others get a sidecar)",
+    )
+    cull.add_argument("--xmp-naming", choices=tuple(NAMINGS), default="lightroom", help=f"a new sidecar's name: {NAMING_HELP} (default %(default)s)")
+    cull.add_argument(
+        "--xmp-overwrite", action="store_true",
+        help="replace a rating, label or pick label you set with keeptrash's (by default a photo you rated or flagged keeps yours)",
+    )
     cull.add_argument(
         "--best-of", type=_positive, metavar="N",
         help="keep at most the best N shots of each series of near-identical photos (bursts, retakes); the rest go to trash",
@@ -129,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("folder", type=Path, help="the culled photo folder, or the --out folder holding contact_sheet.html")
     review.add_argument("--decisions", type=Path, help="a new .csv, or a decisions CSV to add to (default: keeptrash-decisions.csv beside the sheet)")
     review.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one, printed)")
-    undo = commands.add_parser("undo", help="put back every photo a `cull --move` moved", description="Restore moved photos to where they were.")
-    undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` wrote")
+    undo = commands.add_parser(
+        "undo", help="put back every photo a `cull --move` moved and every sidecar a `cull --xmp` wrote",
+        description="Restore moved photos to where they were and XMP sidecars to their bytes before the cull.",
+    )
+    undo.add_argument("manifest", type=Path, help="the undo-*.jsonl file that `keeptrash cull --move` or `--xmp` wrote")
     report = commands.add_parser(
         "report",
         help="write a markdown review of the workspace (or --new) against --base",
@@ -148,43 +164,52 @@ def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in counts.most_common())
 
 
-def _sort_row(row: pd.Series, folder: Path, mode: str, journal: UndoJournal | None) -> tuple[str, str]:
-    """(sorted_to, action) of one scored photo, or of a RAW+JPEG pair sorted together (keeptrash.cull.pairs): the
-    places joined, and the JPEG's action with each RAW file's where it differs."""
+def _sort_row(row: pd.Series, folder: Path, mode: str, journal: UndoJournal | None) -> tuple[list[Path | None], str]:
+    """Where each file of one scored photo, or of a RAW+JPEG pair sorted together (keeptrash.cull.pairs), went (None:
+    not sorted), and the JPEG's action with each RAW file's where it differs."""
     paired = row.get("paired_with") or ()
     if not paired:
         where, action = sort_photo(row["path"], folder, mode, row["sha256"], journal)
-        return readable(where), action
+        return [where], action
     done = sort_shot([row["path"], *paired], folder, mode, row["sha256"], journal)
     action = done[0][1]
     differing = [f"; {readable(raw.name)} {raw_action}" for raw, (_, raw_action) in zip(paired, done[1:]) if raw_action != action]
-    return SEPARATOR.join(readable(where) for where, _ in done if where), action + "".join(differing)
+    return [where or None for where, _ in done], action + "".join(differing)
 
 
-def sort_scored(scores: pd.DataFrame, folder: Path, out: Path, mode: str) -> Path | None:
-    """Sort every scored photo of folder into out/keep or out/trash, filling sorted_to and action; returns the undo
-    journal of a move. The caller holds the lock on folder and out."""
-    try:
-        journal = new_journal(out, folder) if mode == "move" else None
-    except OSError as error:
-        raise KeeptrashError(f"{out}: cannot create the undo journal ({error.strerror}); nothing was moved") from None
-    try:
-        for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
-            try:
-                where, action = _sort_row(row, out / row["decision"], mode, journal)
-            except SortRefused as refusal:
-                where, action = "", f"not sorted: {refusal}"
-            except OSError as error:
-                where, action = "", f"not sorted: {error.strerror or error}"
-            scores.loc[index, ["sorted_to", "action"]] = [where, readable(action)]
-    finally:
-        if journal:
-            journal.close()
+def sort_scored(scores: pd.DataFrame, out: Path, mode: str, journal: UndoJournal | None) -> dict:
+    """Sort every scored photo of the culled folder into out/keep or out/trash, filling sorted_to and action; a move
+    goes into the journal. Where each file of each shot went, by row. The caller holds the lock on the culled folder
+    and out."""
+    places = {}
+    for index, row in tqdm(scores.iterrows(), total=len(scores), desc=mode, unit="img", disable=None):
+        try:
+            places[index], action = _sort_row(row, out / row["decision"], mode, journal)
+        except SortRefused as refusal:
+            action = f"not sorted: {refusal}"
+        except OSError as error:
+            action = f"not sorted: {error.strerror or error}"
+        where = SEPARATOR.join(readable(place) for place in places.get(index, ()) if place)
+        scores.loc[index, ["sorted_to", "action"]] = [where, readable(action)]
     remove_stale_partials(out / KEEP, out / TRASH)
-    if journal and journal.moves == 0:
-        journal.path.unlink()  # nothing was moved: an empty journal would only confuse
-        return None
-    return journal.path if journal else None
+    return places
+
+
+def opened_journal(out: Path, folder: Path) -> UndoJournal:
+    try:
+        return new_journal(out, folder)
+    except OSError as error:
+        raise KeeptrashError(f"{out}: cannot create the undo journal ({error.strerror}); nothing was moved or written") from None
+
+
+def shot_files(scores: pd.DataFrame, places: dict) -> list[tuple[pd.Series, list[tuple[Path, Path]]]]:
+    """Each scored shot with (where each of its files was, where it is now) for its photo and any paired RAW files."""
+    shots = []
+    for index, row in scores.iterrows():
+        originals = [Path(row["path"]), *(row.get("paired_with") or ())]
+        now = places.get(index) or [None] * len(originals)
+        shots.append((row, [(original, place or original) for original, place in zip(originals, now)]))
+    return shots
 
 
 def results_table(scores: pd.DataFrame, skipped: list[tuple[Path, str]]) -> pd.DataFrame:
@@ -234,8 +259,9 @@ def cull(args: argparse.Namespace) -> None:
     if not folder.is_dir():
         raise KeeptrashError(f"{folder}: not a folder; pass the folder of photos to cull")
     output = prepare_output(out, args.contact_sheet)
-    # A second run sorting the same photos or into the same output waits for nothing: it is refused in one line.
-    with exclusive_folders(folder, out) if args.mode else contextlib.nullcontext():
+    acting = args.mode or args.xmp
+    # A second run sorting or writing the same photos or into the same output waits for nothing: it is refused in one line.
+    with exclusive_folders(folder, out) if acting else contextlib.nullcontext():
         started = time.perf_counter()
         # Never score what an earlier run sorted, even when --out is the photo folder itself.
         scan = scan_folder(folder, args.recursive, exclude=(out, out / KEEP, out / TRASH), follow_links=args.follow_links)
@@ -254,7 +280,20 @@ def cull(args: argparse.Namespace) -> None:
             )
             output.write(SHEET_NAME, page.encode("utf-8"))
         scores = scores.assign(sorted_to="", action="")
-        journal = sort_scored(scores, folder, out, args.mode) if args.mode else None
+        journal = opened_journal(out, folder) if args.mode == "move" or args.xmp else None
+        try:
+            places = sort_scored(scores, out, args.mode, journal) if args.mode else {}
+            # After sorting: a sorted photo's XMP goes beside it. Planned in a dry run too, to say what --xmp would do.
+            xmp_plan = plan_xmp(shot_files(scores, places), model, args)
+            if args.xmp:
+                write_sidecars(xmp_plan, journal)
+                scores = scores.assign(xmp=xmp_column(shot_files(scores, places), xmp_plan))
+        finally:
+            if journal:
+                journal.close()
+        if journal and journal.empty:
+            journal.path.unlink()  # nothing was moved or written: an empty journal would only confuse
+            journal = None
         table = results_table(scores, skipped)
         output.write(CSV_NAME, csv_text(table).encode("utf-8"))
         seconds = time.perf_counter() - started
@@ -271,15 +310,63 @@ def cull(args: argparse.Namespace) -> None:
             + (f"; {pairs} RAW+JPEG pairs, each scored once from its JPEG" if pairs else "")
         )
         say(f"cull: wrote {out / CSV_NAME}" + (f" and {out / SHEET_NAME}" if args.contact_sheet else ""))
-        if not args.mode:
+        print_xmp_summary(xmp_plan, written=bool(args.xmp))
+        if not acting:
             review = "review the contact sheet, then " if args.contact_sheet else ""
-            print(f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort")
+            print(
+                f"cull: dry run, no photo was copied, linked or moved; {review}rerun with --copy, --link or --move to sort, "
+                "--xmp to write XMP"
+            )
             return
-        actions = Counter(scores["action"])
-        done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
-        say(f"cull: into {out}/keep and /trash: {done}")
+        if args.mode:
+            actions = Counter(scores["action"])
+            done = ", ".join(f"{action} {count}" for action, count in actions.most_common()) or "no photo to sort"
+            say(f"cull: into {out}/keep and /trash: {done}")
         if journal:
-            say(f"cull: to put the moved photos back: keeptrash undo {journal}")
+            say(f"cull: to undo: keeptrash undo {journal.path}")
+
+
+def plan_xmp(shots: list, model, args: argparse.Namespace) -> XmpPlan:
+    model_version = f"{args.model.name} sha256:{file_digest(args.model)[:16]}"
+    return plan_sidecars(
+        shots, model.threshold, configured_xmp(), model_version, args.xmp_naming, args.xmp_overwrite, embed=args.xmp == "embed"
+    )
+
+
+def xmp_column(shots: list, plan: XmpPlan) -> list[str]:
+    """What --xmp did for each shot, for the CSV."""
+    done: dict[Path, list[str]] = {}
+    for write in plan.writes:
+        kept = f" (kept your {write.kept})" if write.kept else ""
+        if write.inside_photo:
+            what = "wrote into the photo" if write.status != "unchanged" else "unchanged in the photo"
+        else:
+            what = f"{write.status} {write.sidecar.name}"
+        done.setdefault(write.photo, []).append(f"{what}{kept}")
+    for photo, sidecar, reason in plan.problems:
+        done.setdefault(photo, []).append(f"{sidecar.name}: {reason}")
+    return [readable("; ".join(note for _, now in files for note in done.get(now, []))) for _, files in shots]
+
+
+# Warnings shown in full; the rest are counted (a shoot of RAW+JPEG pairs warns once per pair).
+WARNINGS_SHOWN = 3
+
+
+def print_xmp_summary(plan: XmpPlan, written: bool) -> None:
+    counts = plan.counts()
+    kept = plan.kept_persons()
+    kept_text = f"; {kept} keep the rating or flag you set (--xmp-overwrite replaces it)" if kept else ""
+    inside = f" (into {counts['inside photos']} photos themselves)" if counts["inside photos"] else ""
+    if written:
+        print(f"cull: xmp: created {counts['created']} sidecars, changed {counts['changed']}{inside}, unchanged {counts['unchanged']}{kept_text}")
+    else:
+        print(f"cull: --xmp would create {counts['created']} sidecars and change {counts['changed']} ({counts['unchanged']} unchanged){kept_text}")
+    for warning in plan.warnings[:WARNINGS_SHOWN]:
+        say(f"cull: xmp: {warning}")
+    if len(plan.warnings) > WARNINGS_SHOWN:
+        print(f"cull: xmp: ... and {len(plan.warnings) - WARNINGS_SHOWN} more photos sharing a sidecar")
+    for _, sidecar, reason in plan.problems:
+        say(f"cull: xmp: {sidecar}: {reason}")
 
 
 def review(args: argparse.Namespace) -> None:
@@ -293,9 +380,12 @@ def undo(args: argparse.Namespace) -> None:
     report = undo_moves(args.manifest)
     for path, reason in report.problems:
         say(f"undo: {path}: {reason}")
-    print(f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}")
+    print(
+        f"undo: restored {report.restored}, already in place {report.already_restored}, problems {len(report.problems)}; "
+        f"sidecars restored {report.sidecars_restored}, already as they were {report.sidecars_already_restored}"
+    )
     if report.problems:
-        raise KeeptrashError(f"{len(report.problems)} photos could not be restored; see the lines above")
+        raise KeeptrashError(f"{len(report.problems)} photos or sidecars could not be restored; see the lines above")
 
 
 def report(args: argparse.Namespace) -> None:

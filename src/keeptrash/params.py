@@ -218,6 +218,23 @@ class GroupingParams:
 
 
 @dataclass(frozen=True)
+class XmpParams:
+    """What `keeptrash cull --xmp` writes (keeptrash.cull.sidecars); params.yaml's xmp section, read when cull runs
+    inside a repository, repeats these defaults."""
+
+    two_stars_from: float = number(0.0, 1.0, default=0.6)  # a keep gets 2 stars from this keep probability, else 1
+    three_stars_from: float = number(0.0, 1.0, default=0.75)
+    four_stars_from: float = number(0.0, 1.0, default=0.85)
+    five_stars_from: float = number(0.0, 1.0, default=0.95)
+    uncertain_label: str = text(default="Yellow")  # xmp:Label of a photo whose keep probability is near the threshold
+    uncertain_margin: float = number(0.0, 0.5, default=0.1)  # ... within this much of it (0: no label)
+
+    @property
+    def star_cutoffs(self) -> tuple[float, ...]:
+        return (self.two_stars_from, self.three_stars_from, self.four_stars_from, self.five_stars_from)
+
+
+@dataclass(frozen=True)
 class Params:
     metadata: MetadataParams
     labels: LabelsParams
@@ -226,6 +243,7 @@ class Params:
     train: TrainParams
     analyze: AnalyzeParams
     grouping: GroupingParams = GroupingParams()
+    xmp: XmpParams = XmpParams()
 
 
 class _Section:
@@ -384,6 +402,14 @@ SOURCE_RULES: dict[str, tuple[Callable[[DownloadParams], str | None], ...]] = {
 }
 
 
+def _stars_rise_with_probability(params: Params, source: Path) -> None:
+    cutoffs = params.xmp.star_cutoffs
+    if any(low > high for low, high in zip(cutoffs, cutoffs[1:])):
+        raise KeeptrashError(
+            f"{source}: xmp.two_stars_from, three_stars_from, four_stars_from and five_stars_from must not decrease, got {list(cutoffs)}"
+        )
+
+
 def _source_has_what_it_needs(params: Params, source: Path) -> None:
     for rule in SOURCE_RULES.get(params.download.source, ()):
         problem = rule(params.download)
@@ -392,7 +418,10 @@ def _source_has_what_it_needs(params: Params, source: Path) -> None:
 
 
 # Rules across keys, checked once every key is valid on its own.
-CROSS_FIELD_RULES = (_leaves_a_training_split, _regression_has_no_class_weights, _noise_penalty_is_a_regression_target, _source_has_what_it_needs)
+CROSS_FIELD_RULES = (
+    _leaves_a_training_split, _regression_has_no_class_weights, _noise_penalty_is_a_regression_target, _stars_rise_with_probability,
+    _source_has_what_it_needs,
+)
 _SECTION_NAMES = {section.type: section.name for section in fields(Params)}
 
 

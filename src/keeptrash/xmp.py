@@ -106,11 +106,16 @@ def read_file(path: Path) -> dict[str, str]:
         data = path.read_bytes()
     except OSError as error:
         raise XmpError(f"{path}: cannot read it ({error.strerror})") from None
+    return read_packet(data, path)
+
+
+def read_packet(data: bytes, what: Path) -> dict[str, str]:
+    """The XMP properties in the bytes of a sidecar or photo read from `what` (named in errors)."""
     if not data.strip():
-        if path.suffix.lower() == SIDECAR_SUFFIX:
-            raise XmpError(f"{path}: the sidecar is empty; remove it or restore it from a backup")
+        if what.suffix.lower() == SIDECAR_SUFFIX:
+            raise XmpError(f"{what}: the sidecar is empty; remove it or restore it from a backup")
         return {}
-    return _properties_of(_opened(data, path))
+    return _properties_of(_opened(data, what))
 
 
 def sidecar_names(photo: Path) -> tuple[Path, Path]:
@@ -138,21 +143,25 @@ def read_properties(photo: Path) -> dict[str, str]:
     return properties
 
 
-def _set_all(image, properties: Mapping[str, str], what: Path) -> bytes:
+def _set_all(image, properties: Mapping[str, str | None], what: Path) -> bytes:
     # A file read earlier in this process may have declared another prefix for a namespace (Photo Mechanic's xap: for
     # xmp:); the XMP toolkit would then write that one into a new sidecar. Each is written with its usual prefix.
     for prefix in {name.split(":", 1)[0] for name in properties}:
         exiv2.XmpProperties.registerNs(exiv2.XmpProperties.ns(prefix), prefix)
     data = image.xmpData()
     for name, value in properties.items():
-        data[_exiv2_key(name)] = str(value)
+        if value is not None:
+            data[_exiv2_key(name)] = str(value)
+        elif (found := data.findKey(exiv2.XmpKey(_exiv2_key(name)))) != data.end():
+            data.erase(found)
     _exiv2_call(what, image.writeMetadata)
     with image.io().mmap() as view:
         return bytes(view)
 
 
-def merged_sidecar(existing: bytes | None, properties: Mapping[str, str], what: Path) -> bytes:
-    """The sidecar `existing` (None: a new one) with `properties` set; every other property and namespace kept."""
+def merged_sidecar(existing: bytes | None, properties: Mapping[str, str | None], what: Path) -> bytes:
+    """The sidecar `existing` (None: a new one) with `properties` set (None: removed); every other property and
+    namespace kept."""
     return _set_all(_opened(existing, what), properties, what)
 
 
@@ -197,7 +206,7 @@ def image_data_digest(data: bytes, suffix: str) -> str:
     return hashlib.sha256(reader(data)).hexdigest()
 
 
-def embedded(photo: Path, data: bytes, properties: Mapping[str, str]) -> bytes:
+def embedded(data: bytes, properties: Mapping[str, str | None], photo: Path) -> bytes:
     """The bytes of the photo (read as `data`) with `properties` merged into its XMP; XmpError unless its image data is
     byte for byte the same afterwards."""
     if photo.suffix.lower() not in EMBEDDABLE_SUFFIXES:

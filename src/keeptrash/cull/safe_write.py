@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -214,3 +215,42 @@ def remove_stale_partials(*folders: Path) -> None:
         for entry in os.scandir(folder) if folder.is_dir() else ():
             if _PARTIAL_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
+
+
+def write_atomically(path: Path, data: bytes, replacing: bytes | None) -> None:
+    """Give path the bytes data, all or nothing: written to a partial file beside it, synced, then renamed over the file
+    that held `replacing` (checked just before), or, for replacing None, claimed as a new name that no file has taken
+    meanwhile (FileExistsError). Never through a symlink (ELOOP) and never over a read-only file (EACCES)."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        status = None
+    if status is not None:
+        if stat.S_ISLNK(status.st_mode):
+            raise OSError(errno.ELOOP, "it is a symlink; keeptrash does not write through one")
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EEXIST, "it is not a regular file")
+        if replacing is None:
+            raise FileExistsError(errno.EEXIST, "another file took this name meanwhile")
+        if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # by its mode bits, which root too respects here
+            raise PermissionError(errno.EACCES, "it is read-only; keeptrash leaves it as it is")
+    elif replacing is not None:
+        raise FileNotFoundError(errno.ENOENT, "it went away meanwhile")
+    temp = partial_path(path.parent, path.name, hashlib.sha256(data).hexdigest())
+    try:
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644 if status is None else stat.S_IMODE(status.st_mode))
+        with os.fdopen(handle, "wb") as writer:
+            writer.write(data)
+            writer.flush()
+            os.fsync(writer.fileno())
+        if replacing is None:
+            claim(temp, path)
+            return
+        with open(path, "rb") as current:
+            if current.read() != replacing:
+                raise OSError(errno.EAGAIN, "it changed while keeptrash was writing it; run again")
+        os.rename(temp, path)
+        _fsync_folder(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)

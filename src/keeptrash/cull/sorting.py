@@ -6,6 +6,8 @@ they change.
 """
 
 import contextlib
+import errno
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from keeptrash.cull.safe_write import (
     occupied,
     partial_path,
     same_inode,
+    write_atomically,
 )
 from keeptrash.images import file_digest
 
@@ -172,6 +175,8 @@ def sort_shot(sources: list[Path], folder: Path, mode: str, sha256: str, journal
 class UndoReport:
     restored: int = 0
     already_restored: int = 0
+    sidecars_restored: int = 0  # put back as they were before keeptrash wrote them, or removed when it created them
+    sidecars_already_restored: int = 0
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -193,14 +198,57 @@ def _discard_partial(original: Path, sha256: str) -> None:
 
 
 def undo_moves(journal_path: Path) -> UndoReport:
-    """Put every photo the journal moved back where it was; never overwrites, and can be run again safely."""
-    entries, culled_folders = parse_journal(journal_path)
+    """Put every sidecar the journal wrote back as it was, then every photo it moved back where it was; never
+    overwrites a file keeptrash did not write, and can be run again safely."""
+    journal = parse_journal(journal_path)
     report = UndoReport()
-    existing = [folder for folder in culled_folders if folder.is_dir()]
+    existing = [folder for folder in journal.culled_folders if folder.is_dir()]
     with exclusive_folders(journal_path.parent, *existing):
-        for entry in reversed(entries):
+        for write in reversed(journal.xmp_writes):
+            _undo_sidecar(write["xmp"], write["before"], write["after"], write["backup"], report)
+        for entry in reversed(journal.moves):
             _undo_one(entry["from"], entry["to"], entry["sha256"], report)
     return report
+
+
+def _undo_sidecar(sidecar: Path, before: bytes | None, after_sha256: str, backup: Path | None, report: UndoReport) -> None:
+    """The sidecar's bytes before keeptrash wrote them (no sidecar, when keeptrash created it; the photo as kept in
+    `backup`, when keeptrash wrote into the photo), unless it changed since: then the person's or their photo
+    manager's later edits stay, and it is a problem to report."""
+    try:
+        if sidecar.is_symlink():
+            raise OSError(errno.ELOOP, "it is now a symlink")
+        current = sidecar.read_bytes() if os.path.lexists(sidecar) else None
+        if backup is not None and backup.is_file():
+            before = backup.read_bytes()
+    except OSError as error:
+        report.problems.append((sidecar, f"cannot read it ({error.strerror or error}); left as it is"))
+        return
+    written = current is not None and hashlib.sha256(current).hexdigest() == after_sha256
+    if backup is not None and not backup.is_file():
+        # The kept photo is removed once the photo is back in place.
+        if written:
+            report.problems.append((sidecar, f"its original, kept as {backup}, is gone; left as it is"))
+        else:
+            report.sidecars_already_restored += 1
+        return
+    if current == before:
+        report.sidecars_already_restored += 1
+    elif not written:
+        report.problems.append((sidecar, "changed since keeptrash wrote it (by you or your photo manager); left as it is"))
+        return
+    else:
+        try:
+            if before is None:
+                os.unlink(sidecar)
+            else:
+                write_atomically(sidecar, before, current)
+        except OSError as error:
+            report.problems.append((sidecar, f"cannot restore it ({error.strerror or error}); left as it is"))
+            return
+        report.sidecars_restored += 1
+    if backup is not None:
+        backup.unlink()
 
 
 def _undo_one(original: Path, moved: Path, sha256: str, report: UndoReport) -> None:
