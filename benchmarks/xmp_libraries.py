@@ -1,6 +1,7 @@
 """Which XMP library keeptrash.xmp uses: python-exiv2 (PyPI exiv2) against pyexiv2, both bindings of libexiv2.
 
-Run from the repo root (needs both packages and ExifTool, the independent reader):
+Run from the repo root (needs ExifTool, the independent reader, and pyexiv2, which keeptrash itself does not use:
+`pip install pyexiv2==2.16.0`):
     python benchmarks/xmp_libraries.py [--repeats 20]
 
 1. speed:     read a sidecar, set keeptrash's properties, serialise, write it back; ms per sidecar (median over the
