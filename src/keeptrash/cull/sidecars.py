@@ -160,7 +160,7 @@ def _read_sidecar(path: Path | None) -> tuple[bytes | None, dict[str, str]]:
     if path is None:
         return None, {}
     if path.is_symlink():
-        raise OSError(f"{path} is a symlink; keeptrash does not write through one")
+        raise OSError("it is a symlink; keeptrash does not write through one")
     data = path.read_bytes()
     return data, read_packet(data, path)
 
