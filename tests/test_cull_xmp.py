@@ -210,7 +210,10 @@ def test_a_broken_symlinked_or_read_only_sidecar_is_one_line_and_left_as_it_is(s
     shutil.copyfile(SIDECARS / "darktable-3-stars.xmp", read_only)
     read_only.chmod(0o444)
     before = {path: path.read_bytes() for path in (broken, elsewhere, read_only)}
+    killed_runs_partial = shoot / f".{Path(NAMES[3]).stem}.xmp.0123456789abcdef.keeptrash-partial"
+    killed_runs_partial.write_bytes(b"<x:xmpmeta")
     result = cull(shoot, model_path, threshold, "--xmp", "--xmp-overwrite")
+    assert not killed_runs_partial.exists()
     lines = [line for line in result.stdout.splitlines() if line.startswith("cull: xmp: ")]
     assert any(f"{broken}: " in line and "not well-formed" in line for line in lines)
     assert any(f"{linked}: " in line and "symlink" in line for line in lines)

@@ -212,11 +212,9 @@ def plan_sidecars(
 def write_sidecars(plan: XmpPlan, journal: UndoJournal) -> None:
     """Write every changed sidecar, each after a journal line keeping its previous bytes; a failure is a problem of that
     sidecar alone. Partial files a killed run left beside them are removed."""
-    folders = set()
     for write in tqdm(plan.writes, desc="writing XMP", unit="file", disable=None):
         if write.after is None:
             continue
-        folders.add(write.sidecar.parent)
         try:
             backup = _kept_original(write.photo, write.before, journal) if write.inside_photo else None
             journal.record_xmp(write.sidecar, None if backup else write.before, hashlib.sha256(write.after).hexdigest(), backup)
@@ -224,7 +222,8 @@ def write_sidecars(plan: XmpPlan, journal: UndoJournal) -> None:
         except OSError as error:
             plan.problems.append((write.photo, write.sidecar, f"not written: {error.strerror or error}"))
             write.after = None
-    remove_stale_partials(*folders)
+    # Every folder with a planned file, also where nothing changed this time: a killed run's partial file may be there.
+    remove_stale_partials(*{write.sidecar.parent for write in plan.writes})
 
 
 def _kept_original(photo: Path, data: bytes, journal: UndoJournal) -> Path:
