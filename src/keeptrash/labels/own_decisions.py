@@ -167,8 +167,8 @@ def decide(table: pd.DataFrame, decided: pd.Series) -> pd.DataFrame:
 def apply_decisions(
     table: pd.DataFrame, decisions: pd.DataFrame, report: DecisionsReport, unlabelled: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """The table with every own photo whose sha256 has a decision (each copy of it) labelled by that decision, and
-    which rows a decision labelled. unlabelled marks rows whose label is only a placeholder (a decision there changes
+    """The table with every own photo whose sha256 has a decision (each copy of it) decided by it (`decide`: its label,
+    and its rating where the decision overrules it), and which rows a decision labelled. unlabelled marks rows whose label is only a placeholder (a decision there changes
     nothing). Counts the applied, changed and unmatched decisions into report."""
     decided = pd.Series(False, index=table.index)
     if decisions.empty:
