@@ -1,0 +1,179 @@
+"""Camera-sized bursts: does the model rank each real photograph above its physically faulted takes? (issue 27)
+
+Run from the repo root after `dvc repro` (it uses models/model.cbm and the shared feature cache):
+    python benchmarks/camera_bursts.py [--large ../shared/data/large] [--takes ~/.cache/keeptrash/camera_bursts]
+
+Photos: every JPEG of --large and the photographs listed in camera_bursts_photos.tsv (Debian's wallpaper packages),
+each at its native resolution (at most MAX_TAKE_PIXELS: larger ones are scaled down to it, as a 12-MP camera's
+photo). Each becomes a series: the original and, per fault of keeptrash.analysis.faults, a take at each of its
+three strengths. All takes, the original too, are written as JPEG quality 95 (a camera's fine JPEG), decoded once
+per photo, and kept under --takes, so a rerun only scores them (their features are cached by their bytes).
+
+Reports per fault and strength the share of series whose original ranks above that take (a series of the
+original and that take), and per strength the share whose original ranks first among all the faults' takes,
+each with its 95 % Wilson interval. A tie counts against the original.
+"""
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+from scipy.stats import binomtest
+from tqdm import tqdm
+
+from keeptrash import paths
+from keeptrash.analysis.faults import FAULTS, FAULTS_VERSION, STRENGTH_NAMES
+from keeptrash.features.extract import cache_namespace
+from keeptrash.features.store import FeatureStore, default_cache_root
+from keeptrash.features.table import feature_table
+from keeptrash.images import file_digest
+from keeptrash.model.trained import TrainedModel
+from keeptrash.params import load_params
+
+PHOTOS_FILE = Path(__file__).with_name("camera_bursts_photos.tsv")
+MAX_TAKE_PIXELS = 12_000_000
+TAKE_QUALITY = 95
+ORIGINAL = "original"
+
+
+def listed_photos(large: Path) -> dict[str, Path]:
+    """name -> path of every photo of the benchmark; a listed photo whose package is not installed is reported."""
+    if not large.is_dir():
+        sys.exit(f"{large}: not a folder; pass --large with the camera-sized JPEGs (../shared/data/large from the main checkout)")
+    photos = {path.stem: path for path in sorted(large.glob("*.jpg"))}
+    with PHOTOS_FILE.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader((line for line in handle if not line.startswith("#")), delimiter="\t"))
+    missing = [row for row in rows if not Path(row["path"]).is_file()]
+    if missing:
+        packages = " ".join(sorted({row["debian_package"] for row in missing}))
+        print(f"camera_bursts: {len(missing)} listed photos missing; apt-get install {packages}", file=sys.stderr)
+    photos.update({row["name"]: Path(row["path"]) for row in rows if row not in missing})
+    if not photos:
+        sys.exit(f"{large}: no photos; pass --large with camera-sized JPEGs")
+    return photos
+
+
+def take_names() -> list[tuple[str, str, float]]:
+    """(take, fault, strength) of every take of a series, the original first."""
+    takes = [(ORIGINAL, ORIGINAL, 0.0)]
+    for fault, spec in FAULTS.items():
+        takes += [(f"{fault}_{name}", fault, strength) for name, strength in zip(STRENGTH_NAMES, spec.strengths)]
+    return takes
+
+
+def camera_sized(path: Path) -> Image.Image:
+    """The whole upright photo, scaled down to MAX_TAKE_PIXELS where it is larger."""
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    pixels = upright.width * upright.height
+    if pixels > MAX_TAKE_PIXELS:
+        scale = (MAX_TAKE_PIXELS / pixels) ** 0.5
+        upright = upright.resize((round(upright.width * scale), round(upright.height * scale)), Image.Resampling.LANCZOS)
+    return upright
+
+
+def write_takes(name: str, photo: Path, folder: Path) -> list[dict]:
+    """The series of one photo under folder/name, made where missing; a row per take."""
+    series = folder / name
+    wanted = [(take, fault, strength, series / f"{take}.jpg") for take, fault, strength in take_names()]
+    missing = [row for row in wanted if not row[3].exists()]
+    if missing:
+        series.mkdir(parents=True, exist_ok=True)
+        upright = camera_sized(photo)
+        seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+        for take, fault, strength, path in missing:
+            image = upright if fault == ORIGINAL else FAULTS[fault].make(upright, strength, seed)
+            partial = path.with_suffix(".partial")
+            image.save(partial, "JPEG", quality=TAKE_QUALITY)
+            partial.replace(path)  # a take is there whole or not at all: an interrupted run resumes
+    return [{"series": name, "take": take, "fault": fault, "strength": strength, "path": str(path)} for take, fault, strength, path in wanted]
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+    interval = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+    return round(interval.low, 3), round(interval.high, 3)
+
+
+def share(wins: pd.Series) -> dict:
+    successes, trials = int(wins.sum()), int(len(wins))
+    return {"original_first": successes, "series": trials, "share": round(successes / trials, 3), "wilson_95": wilson(successes, trials)}
+
+
+def ranking_report(takes: pd.DataFrame) -> dict:
+    """Per fault and strength: the original above that take; per strength: the original above all takes at it."""
+    original = takes[takes["fault"] == ORIGINAL].set_index("series")["keep_probability"]
+    faulted = takes[takes["fault"] != ORIGINAL].assign(original=lambda frame: frame["series"].map(original))
+    faulted = faulted.assign(original_wins=faulted["original"] > faulted["keep_probability"], strength_name=faulted["take"].str.rsplit("_", n=1).str[1])
+    per_fault = {
+        fault: {name: share(rows.loc[rows["strength_name"] == name, "original_wins"]) | {"strength": FAULTS[fault].strengths[index]} for index, name in enumerate(STRENGTH_NAMES)}
+        for fault, rows in faulted.groupby("fault", sort=False)
+    }
+    per_strength = {name: share(rows.groupby("series")["original_wins"].all()) for name, rows in faulted.groupby("strength_name", sort=False)}
+    mean_probability = faulted.groupby("take", sort=False)["keep_probability"].mean().round(4).to_dict()
+    return {"per_fault": per_fault, "all_faults_at_strength": per_strength, "mean_keep_probability": {ORIGINAL: round(float(original.mean()), 4), **mean_probability}}
+
+
+def markdown_table(report: dict) -> str:
+    header = "| fault (unit) | " + " | ".join(STRENGTH_NAMES) + " |\n|---|" + "---|" * len(STRENGTH_NAMES)
+    lines = [header]
+    for fault, cells in report["per_fault"].items():
+        row = [f"{cells[name]['strength']:g}: {cells[name]['original_first']}/{cells[name]['series']} ({cells[name]['share']:.2f}, {cells[name]['wilson_95'][0]:.2f}-{cells[name]['wilson_95'][1]:.2f})" for name in STRENGTH_NAMES]
+        lines.append(f"| {fault} ({FAULTS[fault].unit}) | " + " | ".join(row) + " |")
+    every = report["all_faults_at_strength"]
+    lines.append("| all faults at once | " + " | ".join(f"{every[name]['original_first']}/{every[name]['series']} ({every[name]['share']:.2f}, {every[name]['wilson_95'][0]:.2f}-{every[name]['wilson_95'][1]:.2f})" for name in STRENGTH_NAMES) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=Path, default=Path("../shared/data/large"))
+    parser.add_argument("--takes", type=Path, default=default_cache_root().parent / "camera_bursts", help="where the takes are kept between runs")
+    parser.add_argument("--model", type=Path, default=paths.MODEL)
+    args = parser.parse_args()
+    photos = listed_photos(args.large)
+    folder = args.takes / f"v{FAULTS_VERSION}"
+    started = time.perf_counter()
+    rows = [row for name, photo in tqdm(photos.items(), desc="series", unit="photo") for row in write_takes(name, photo, folder)]
+    takes = pd.DataFrame(rows)
+    made = time.perf_counter()
+    params = load_params()
+    model = TrainedModel.load(args.model, params.features)
+    params = dataclasses.replace(params, features=model.features)
+    store = FeatureStore(default_cache_root(), cache_namespace(params.features))
+    digests = [file_digest(Path(path)) for path in takes["path"]]
+    extracted, failures, computed = feature_table(list(takes["path"]), digests, params.features, store, params.download.max_image_pixels)
+    if failures:
+        sys.exit(f"camera_bursts: a take does not decode: {next(iter(failures.values()))}")
+    scored = pd.DataFrame({"sha256": digests}).merge(extracted, on="sha256", how="left")
+    takes = takes.assign(keep_probability=model.keep_probability(scored))
+    report = ranking_report(takes)
+    megapixels = [Image.open(photo).size for photo in photos.values()]
+    report |= {
+        "photos": len(photos),
+        "megapixels": {"min": round(min(w * h for w, h in megapixels) / 1e6, 1), "max": round(min(max(w * h for w, h in megapixels), MAX_TAKE_PIXELS) / 1e6, 1)},
+        "takes": len(takes),
+        "faults_version": FAULTS_VERSION,
+        "seconds_making_takes": round(made - started, 1),
+        "seconds_scoring": round(time.perf_counter() - made, 1),
+        "takes_extracted": computed,
+        "cpus": os.cpu_count(),
+        "load_average": [round(load, 1) for load in os.getloadavg()],
+    }
+    json.dump(report, sys.stdout, indent=1)
+    print()
+    print(markdown_table(report))
+    worst = takes.assign(rank=takes.groupby("series")["keep_probability"].rank(ascending=False, method="min"))
+    print("\nseries whose original is not first among all takes:", sorted(worst.loc[(worst["take"] == ORIGINAL) & (worst["rank"] > 1), "series"]))
+
+
+if __name__ == "__main__":
+    main()
