@@ -17,8 +17,10 @@ each with its 95 % Wilson interval. A tie counts against the original.
 import argparse
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -98,6 +100,10 @@ def write_takes(name: str, photo: Path, folder: Path) -> list[dict]:
     return [{"series": name, "take": take, "fault": fault, "strength": strength, "path": str(path)} for take, fault, strength, path in wanted]
 
 
+def _write_takes(item: tuple[str, Path], folder: Path) -> list[dict]:
+    return write_takes(*item, folder)
+
+
 def wilson(successes: int, trials: int) -> tuple[float, float]:
     interval = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
     return round(interval.low, 3), round(interval.high, 3)
@@ -138,11 +144,14 @@ def main() -> None:
     parser.add_argument("--large", type=Path, default=Path("../shared/data/large"))
     parser.add_argument("--takes", type=Path, default=default_cache_root().parent / "camera_bursts", help="where the takes are kept between runs")
     parser.add_argument("--model", type=Path, default=paths.MODEL)
+    parser.add_argument("--workers", type=int, default=2, help="processes making takes")
     args = parser.parse_args()
     photos = listed_photos(args.large)
     folder = args.takes / f"v{FAULTS_VERSION}"
     started = time.perf_counter()
-    rows = [row for name, photo in tqdm(photos.items(), desc="series", unit="photo") for row in write_takes(name, photo, folder)]
+    with multiprocessing.Pool(args.workers) as pool:
+        made_series = pool.imap(functools.partial(_write_takes, folder=folder), photos.items())
+        rows = [row for series in tqdm(made_series, total=len(photos), desc="series", unit="photo") for row in series]
     takes = pd.DataFrame(rows)
     made = time.perf_counter()
     params = load_params()
