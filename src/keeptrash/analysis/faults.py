@@ -24,7 +24,7 @@ from PIL import Image
 from scipy.signal import oaconvolve
 
 from keeptrash.analysis.degradation import jpeg_quality
-from keeptrash.features.native import srgb_to_linear
+from keeptrash.features.native import LINEAR_OF_8_BIT
 
 # Bump when a fault or its strengths change: takes made by another version must not be compared with these.
 FAULTS_VERSION = 1
@@ -38,9 +38,7 @@ EXPOSURE_ISO = 400.0
 GAUSSIAN_PHOTONS = 100.0
 
 
-# Every 8-bit value's linear light, and the 8-bit value of linear light on a 16-bit grid (finer than any 8-bit step
-# needs): two table look-ups instead of a power per channel, the bulk of a take's cost at 12 MP.
-_LINEAR_OF_8_BIT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+# The 8-bit value of linear light on a 16-bit grid (finer than any 8-bit step needs): with LINEAR_OF_8_BIT, two table look-ups instead of a power per channel, the bulk of a take's cost at 12 MP.
 _LINEAR_STEPS = 65535
 _grid = np.arange(_LINEAR_STEPS + 1, dtype=np.float64) / _LINEAR_STEPS
 _8_BIT_OF_LINEAR = (255.0 * np.where(_grid <= 0.0031308, _grid * 12.92, 1.055 * _grid ** (1 / 2.4) - 0.055) + 0.5).astype(np.uint8)
@@ -48,7 +46,7 @@ _8_BIT_OF_LINEAR = (255.0 * np.where(_grid <= 0.0031308, _grid * 12.92, 1.055 * 
 
 def to_linear(image: Image.Image) -> np.ndarray:
     """Linear light (float32, 0..1 at white) from 8-bit sRGB: the inverse of the sRGB transfer curve."""
-    return _LINEAR_OF_8_BIT[np.asarray(image.convert("RGB"))]
+    return LINEAR_OF_8_BIT[np.asarray(image.convert("RGB"))]
 
 
 def to_image(linear: np.ndarray) -> Image.Image:

@@ -21,6 +21,10 @@ from PIL import Image, ImageOps
 
 TILE = 256
 SHARPEST_TILES = 3
+# Tiles read at full resolution for sharpness, and at most as many for noise; the rest are seen COARSE-times smaller.
+CANDIDATE_TILES = 12
+COARSE = 4
+SAMPLE_STEP = 4
 # The flattest share of mid-tone tiles the noise is read from; black and white tiles are clipped, so noiseless.
 FLAT_SHARE = 0.1
 MID_TONES = (0.08, 0.92)
@@ -45,6 +49,11 @@ def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
     return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
+LINEAR_OF_8_BIT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601 on the encoded values, as image_stats
+_LINEAR_LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # Rec. 709 luminance of linear light
+
+
 def _tiles(array: np.ndarray, tile: int) -> np.ndarray:
     """(rows, columns, tile, tile) views of the whole tiles of a 2-D array."""
     rows, columns = array.shape[0] // tile, array.shape[1] // tile
@@ -52,50 +61,74 @@ def _tiles(array: np.ndarray, tile: int) -> np.ndarray:
 
 
 def _tile_size(shape: tuple[int, int]) -> int:
-    """TILE, or smaller for a photo too small to hold a few tiles of it (at least 4 x 4 tiles)."""
-    return max(16, min(TILE, min(shape) // 4))
+    """TILE, or smaller for a photo too small to hold a few tiles of it (at least 4 x 4 tiles); a multiple of COARSE."""
+    return max(16, min(TILE, min(shape) // 4)) // COARSE * COARSE
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ _LUMA_WEIGHTS / np.float32(255.0)
+
+
+def _second_differences(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Laplacian and Immerkaer's noise mask of a tile, both built from second differences (see image_stats)."""
+    across, down = np.diff(luma, n=2, axis=1), np.diff(luma, n=2, axis=0)
+    return across[1:-1] + down[:, 1:-1], np.diff(across, n=2, axis=0)
+
+
+def _coarse_tiles(rgb: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each tile's mean luma and detail (its Laplacian's variance) on a COARSE-times smaller box-filtered copy: which
+    tiles to read in full. The box filter averages noise down, so a noisy flat tile does not pass for a detailed one."""
+    rows, columns = rgb.shape[0] // tile, rgb.shape[1] // tile
+    step = tile // COARSE
+    whole_tiles = np.ascontiguousarray(rgb[: rows * tile, : columns * tile, 1])
+    green = np.asarray(Image.fromarray(whole_tiles).reduce(COARSE), dtype=np.float32) / 255.0  # Pillow's box filter, in C
+    laplacian = np.zeros_like(green)
+    laplacian[1:-1, 1:-1] = _second_differences(green)[0]
+    return _tiles(green, step).mean(axis=(2, 3)).ravel(), _tiles(laplacian, step).var(axis=(2, 3)).ravel()
 
 
 def native_measures(rgb: np.ndarray) -> np.ndarray:
-    """The NATIVE_NAMES measures of a full-resolution 8-bit RGB array (height, width, 3), in that order."""
-    encoded = rgb.astype(np.float32) / 255.0
-    luma = encoded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    tile = _tile_size(luma.shape)
-    laplacian = np.zeros_like(luma)
-    across, down = np.diff(luma, n=2, axis=1), np.diff(luma, n=2, axis=0)
-    laplacian[1:-1, 1:-1] = across[1:-1] + down[:, 1:-1]
-    immerkaer = np.zeros_like(luma)
-    immerkaer[1:-1, 1:-1] = np.abs(np.diff(across, n=2, axis=0))
-    # Each tile's measures; the one-pixel frame the filters leave at zero is inside the edge tiles only.
-    laplacian_variance = _tiles(laplacian, tile).var(axis=(2, 3)).ravel()
-    tile_noise = (np.sqrt(np.pi / 2) * _tiles(immerkaer, tile).mean(axis=(2, 3)) / 6).ravel()
-    tile_mean, tile_contrast = _tiles(luma, tile).mean(axis=(2, 3)).ravel(), _tiles(luma, tile).var(axis=(2, 3)).ravel()
+    """The NATIVE_NAMES measures of a full-resolution 8-bit RGB array (height, width, 3), in that order.
 
-    mid = (tile_mean > MID_TONES[0]) & (tile_mean < MID_TONES[1])
-    candidates = np.flatnonzero(mid) if mid.any() else np.arange(len(tile_mean))
-    flattest = candidates[np.argsort(tile_contrast[candidates])[: max(1, round(FLAT_SHARE * len(candidates)))]]
-    noise = float(np.median(tile_noise[flattest]))
+    Only CANDIDATE_TILES tiles are read at full resolution: the most detailed and the flattest mid-tone ones of a
+    coarse copy, so the cost hardly grows with the megapixels. Exposure and clipping are shares of all pixels,
+    read on every SAMPLE_STEP-th row and column (still hundreds of thousands of pixels at camera size).
+    """
+    tile = _tile_size(rgb.shape[:2])
+    columns = rgb.shape[1] // tile
+    coarse_mean, coarse_detail = _coarse_tiles(rgb, tile)
 
-    detail = np.maximum(laplacian_variance - LAPLACIAN_NOISE_GAIN * noise**2, SHARPNESS_FLOOR)
-    sharpest = np.argsort(detail)[-SHARPEST_TILES:]
-    sharpness = float(np.log10(detail[sharpest].mean()))
-    relative = float(np.log10(detail[sharpest].mean() / max(float(tile_contrast[sharpest].mean()), SHARPNESS_FLOOR)))
+    def full_tile(index: int) -> np.ndarray:
+        row, column = divmod(int(index), columns)
+        return _luma(rgb[row * tile : (row + 1) * tile, column * tile : (column + 1) * tile])
 
-    anisotropy, direction = _shake(luma, tile, sharpest)
-    linear = srgb_to_linear(encoded) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    mid = np.flatnonzero((coarse_mean > MID_TONES[0]) & (coarse_mean < MID_TONES[1]))
+    candidates = mid if len(mid) else np.arange(len(coarse_mean))
+    flattest = candidates[np.argsort(coarse_detail[candidates])[: max(1, min(CANDIDATE_TILES, round(FLAT_SHARE * len(candidates))))]]
+    noise = float(np.median([np.sqrt(np.pi / 2) * np.abs(_second_differences(full_tile(index))[1]).mean() / 6 for index in flattest]))
+
+    detailed = np.argsort(coarse_detail)[-CANDIDATE_TILES:]
+    lumas = {int(index): full_tile(index) for index in detailed}
+    detail = {index: max(float(_second_differences(luma)[0].var()) - LAPLACIAN_NOISE_GAIN * noise**2, SHARPNESS_FLOOR) for index, luma in lumas.items()}
+    sharpest = sorted(detail, key=detail.get)[-SHARPEST_TILES:]
+    sharpest_detail = float(np.mean([detail[index] for index in sharpest]))
+    contrast = float(np.mean([lumas[index].var() for index in sharpest]))
+    sharpness = float(np.log10(sharpest_detail))
+    relative = float(np.log10(sharpest_detail / max(contrast, SHARPNESS_FLOOR)))
+    anisotropy, direction = _shake([lumas[index] for index in sharpest])
+
+    sampled = rgb[::SAMPLE_STEP, ::SAMPLE_STEP]
+    linear = LINEAR_OF_8_BIT[sampled] @ _LINEAR_LUMA_WEIGHTS
     exposure_ev = float(np.log2(np.exp(np.log(linear + 1e-4).mean()) / MID_GREY))
-    highlights = float((rgb.max(axis=2) >= 254).mean())
-    shadows = float((rgb.max(axis=2) <= 2).mean())
+    brightest = sampled.max(axis=2)
+    highlights, shadows = float((brightest >= 254).mean()), float((brightest <= 2).mean())
     return np.array([sharpness, relative, noise, anisotropy, direction, exposure_ev, highlights, shadows], dtype=np.float32)
 
 
-def _shake(luma: np.ndarray, tile: int, sharpest: np.ndarray) -> tuple[float, float]:
+def _shake(tiles: list[np.ndarray]) -> tuple[float, float]:
     """Anisotropy and direction (degrees, 0 horizontal, counter-clockwise, 0..180) of the weakest gradients."""
-    columns = luma.shape[1] // tile
     tensor = np.zeros((2, 2))
-    for index in sharpest:
-        row, column = divmod(int(index), columns)
-        patch = luma[row * tile : (row + 1) * tile, column * tile : (column + 1) * tile]
+    for patch in tiles:
         gx, gy = np.diff(patch, axis=1)[:-1], np.diff(patch, axis=0)[:, :-1]
         # image rows grow downwards; the direction is reported with y upwards, as an angle in a photo is read
         gy = -gy
