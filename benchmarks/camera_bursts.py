@@ -35,6 +35,7 @@ from tqdm import tqdm
 from keeptrash import paths
 from keeptrash.analysis.faults import FAULTS, FAULTS_VERSION, STRENGTH_NAMES
 from keeptrash.features.extract import cache_namespace
+from keeptrash.features.native import NATIVE_NAMES, decoded_once, native_measures
 from keeptrash.features.store import FeatureStore, default_cache_root
 from keeptrash.features.table import feature_table
 from keeptrash.images import file_digest
@@ -128,6 +129,44 @@ def ranking_report(takes: pd.DataFrame) -> dict:
     return {"per_fault": per_fault, "all_faults_at_strength": per_strength, "mean_keep_probability": {ORIGINAL: round(float(original.mean()), 4), **mean_probability}}
 
 
+# The native measure each fault should move, and whether higher is better: does the measure see the fault at 100 %?
+FAULT_MEASURES = {
+    "noise": ("noise_native", False),
+    "pushed": ("noise_native", False),
+    "defocus": ("sharpness_native", True),
+    "shake": ("sharpness_native", True),
+    "underexposed": ("exposure_ev", True),
+    "overexposed": ("highlights_clipped_native", False),
+    "jpeg": ("sharpness_relative", True),
+}
+
+
+def measured_takes(takes: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """takes with the native measures of each take, cached in folder/native_measures.parquet by path."""
+    cache = folder / "native_measures.parquet"
+    known = pd.read_parquet(cache) if cache.exists() else pd.DataFrame(columns=["path", *NATIVE_NAMES])
+    todo = sorted(set(takes["path"]) - set(known["path"]))
+    rows = [{"path": path, **dict(zip(NATIVE_NAMES, native_measures(decoded_once(Path(path), 500)[0]).tolist()))} for path in tqdm(todo, desc="native measures", unit="take")]
+    if rows:
+        known = pd.concat([known, pd.DataFrame(rows)], ignore_index=True)
+        known.to_parquet(cache)
+    return takes.merge(known, on="path")
+
+
+def measure_report(takes: pd.DataFrame) -> dict:
+    """Per fault and strength: the share of series whose original is better than the take on the fault's measure."""
+    original = takes[takes["fault"] == ORIGINAL].set_index("series")
+    report = {}
+    for fault, (measure, higher_is_better) in FAULT_MEASURES.items():
+        rows = takes[takes["fault"] == fault]
+        difference = rows["series"].map(original[measure]).to_numpy() - rows[measure].to_numpy()
+        better = difference > 0 if higher_is_better else difference < 0
+        report[fault] = {"measure": measure} | {
+            name: share(pd.Series(better[rows["take"].str.endswith(name).to_numpy()])) for name in STRENGTH_NAMES
+        }
+    return report
+
+
 def markdown_table(report: dict) -> str:
     header = "| fault (unit) | " + " | ".join(STRENGTH_NAMES) + " |\n|---|" + "---|" * len(STRENGTH_NAMES)
     lines = [header]
@@ -145,6 +184,7 @@ def main() -> None:
     parser.add_argument("--takes", type=Path, default=default_cache_root().parent / "camera_bursts", help="where the takes are kept between runs")
     parser.add_argument("--model", type=Path, default=paths.MODEL)
     parser.add_argument("--workers", type=int, default=2, help="processes making takes")
+    parser.add_argument("--measures", action="store_true", help="also: does each fault's native measure (keeptrash.features.native) see it")
     args = parser.parse_args()
     photos = listed_photos(args.large)
     folder = args.takes / f"v{FAULTS_VERSION}"
@@ -177,6 +217,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": [round(load, 1) for load in os.getloadavg()],
     }
+    if args.measures:
+        report["native_measures"] = measure_report(measured_takes(takes, folder))
     json.dump(report, sys.stdout, indent=1)
     print()
     print(markdown_table(report))
