@@ -65,11 +65,11 @@ def listed_photos(large: Path) -> dict[str, Path]:
     return photos
 
 
-def take_names() -> list[tuple[str, str, float]]:
-    """(take, fault, strength) of every take of a series, the original first."""
+def take_names(strengths: tuple[str, ...]) -> list[tuple[str, str, float]]:
+    """(take, fault, strength) of every take of a series at these strengths, the original first."""
     takes = [(ORIGINAL, ORIGINAL, 0.0)]
     for fault, spec in FAULTS.items():
-        takes += [(f"{fault}_{name}", fault, strength) for name, strength in zip(STRENGTH_NAMES, spec.strengths)]
+        takes += [(f"{fault}_{name}", fault, strength) for name, strength in zip(STRENGTH_NAMES, spec.strengths) if name in strengths]
     return takes
 
 
@@ -84,10 +84,10 @@ def camera_sized(path: Path) -> Image.Image:
     return upright
 
 
-def write_takes(name: str, photo: Path, folder: Path) -> list[dict]:
+def write_takes(name: str, photo: Path, folder: Path, strengths: tuple[str, ...]) -> list[dict]:
     """The series of one photo under folder/name, made where missing; a row per take."""
     series = folder / name
-    wanted = [(take, fault, strength, series / f"{take}.jpg") for take, fault, strength in take_names()]
+    wanted = [(take, fault, strength, series / f"{take}.jpg") for take, fault, strength in take_names(strengths)]
     missing = [row for row in wanted if not row[3].exists()]
     if missing:
         series.mkdir(parents=True, exist_ok=True)
@@ -101,8 +101,8 @@ def write_takes(name: str, photo: Path, folder: Path) -> list[dict]:
     return [{"series": name, "take": take, "fault": fault, "strength": strength, "path": str(path)} for take, fault, strength, path in wanted]
 
 
-def _write_takes(item: tuple[str, Path], folder: Path) -> list[dict]:
-    return write_takes(*item, folder)
+def _write_takes(item: tuple[str, Path], folder: Path, strengths: tuple[str, ...]) -> list[dict]:
+    return write_takes(*item, folder, strengths)
 
 
 def wilson(successes: int, trials: int) -> tuple[float, float]:
@@ -120,8 +120,9 @@ def ranking_report(takes: pd.DataFrame) -> dict:
     original = takes[takes["fault"] == ORIGINAL].set_index("series")["keep_probability"]
     faulted = takes[takes["fault"] != ORIGINAL].assign(original=lambda frame: frame["series"].map(original))
     faulted = faulted.assign(original_wins=faulted["original"] > faulted["keep_probability"], strength_name=faulted["take"].str.rsplit("_", n=1).str[1])
+    present = [name for name in STRENGTH_NAMES if name in set(faulted["strength_name"])]
     per_fault = {
-        fault: {name: share(rows.loc[rows["strength_name"] == name, "original_wins"]) | {"strength": FAULTS[fault].strengths[index]} for index, name in enumerate(STRENGTH_NAMES)}
+        fault: {name: share(rows.loc[rows["strength_name"] == name, "original_wins"]) | {"strength": FAULTS[fault].strengths[STRENGTH_NAMES.index(name)]} for name in present}
         for fault, rows in faulted.groupby("fault", sort=False)
     }
     per_strength = {name: share(rows.groupby("series")["original_wins"].all()) for name, rows in faulted.groupby("strength_name", sort=False)}
@@ -162,19 +163,31 @@ def measure_report(takes: pd.DataFrame) -> dict:
         difference = rows["series"].map(original[measure]).to_numpy() - rows[measure].to_numpy()
         better = difference > 0 if higher_is_better else difference < 0
         report[fault] = {"measure": measure} | {
-            name: share(pd.Series(better[rows["take"].str.endswith(name).to_numpy()])) for name in STRENGTH_NAMES
+            name: share(pd.Series(better[rows["take"].str.endswith(name).to_numpy()])) for name in STRENGTH_NAMES if rows["take"].str.endswith(name).any()
         }
     return report
 
 
+def _cell(counts: dict) -> str:
+    return f"{counts['original_first']}/{counts['series']} ({counts['share']:.2f}, {counts['wilson_95'][0]:.2f}-{counts['wilson_95'][1]:.2f})"
+
+
+def measures_table(report: dict) -> str:
+    present = [name for name in STRENGTH_NAMES if name in next(iter(report.values()))]
+    lines = ["| fault | measure | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+    lines += [f"| {fault} | `{cells['measure']}` | " + " | ".join(_cell(cells[name]) for name in present) + " |" for fault, cells in report.items()]
+    return "\n".join(lines)
+
+
 def markdown_table(report: dict) -> str:
-    header = "| fault (unit) | " + " | ".join(STRENGTH_NAMES) + " |\n|---|" + "---|" * len(STRENGTH_NAMES)
+    every = report["all_faults_at_strength"]
+    present = [name for name in STRENGTH_NAMES if name in every]
+    header = "| fault (unit) | " + " | ".join(present) + " |\n|---|" + "---|" * len(present)
     lines = [header]
     for fault, cells in report["per_fault"].items():
-        row = [f"{cells[name]['strength']:g}: {cells[name]['original_first']}/{cells[name]['series']} ({cells[name]['share']:.2f}, {cells[name]['wilson_95'][0]:.2f}-{cells[name]['wilson_95'][1]:.2f})" for name in STRENGTH_NAMES]
+        row = [f"{cells[name]['strength']:g}: {_cell(cells[name])}" for name in present]
         lines.append(f"| {fault} ({FAULTS[fault].unit}) | " + " | ".join(row) + " |")
-    every = report["all_faults_at_strength"]
-    lines.append("| all faults at once | " + " | ".join(f"{every[name]['original_first']}/{every[name]['series']} ({every[name]['share']:.2f}, {every[name]['wilson_95'][0]:.2f}-{every[name]['wilson_95'][1]:.2f})" for name in STRENGTH_NAMES) + " |")
+    lines.append("| all faults at once | " + " | ".join(_cell(every[name]) for name in present) + " |")
     return "\n".join(lines)
 
 
@@ -184,13 +197,14 @@ def main() -> None:
     parser.add_argument("--takes", type=Path, default=default_cache_root().parent / "camera_bursts", help="where the takes are kept between runs")
     parser.add_argument("--model", type=Path, default=paths.MODEL)
     parser.add_argument("--workers", type=int, default=2, help="processes making takes")
+    parser.add_argument("--strengths", nargs="+", choices=STRENGTH_NAMES, default=list(STRENGTH_NAMES), help="only the takes at these strengths")
     parser.add_argument("--measures", action="store_true", help="also: does each fault's native measure (keeptrash.features.native) see it")
     args = parser.parse_args()
     photos = listed_photos(args.large)
     folder = args.takes / f"v{FAULTS_VERSION}"
     started = time.perf_counter()
     with multiprocessing.Pool(args.workers) as pool:
-        made_series = pool.imap(functools.partial(_write_takes, folder=folder), photos.items())
+        made_series = pool.imap(functools.partial(_write_takes, folder=folder, strengths=tuple(args.strengths)), photos.items())
         rows = [row for series in tqdm(made_series, total=len(photos), desc="series", unit="photo") for row in series]
     takes = pd.DataFrame(rows)
     made = time.perf_counter()
@@ -222,6 +236,8 @@ def main() -> None:
     json.dump(report, sys.stdout, indent=1)
     print()
     print(markdown_table(report))
+    if args.measures:
+        print("\nthe original better on the fault's native measure:\n" + measures_table(report["native_measures"]))
     worst = takes.assign(rank=takes.groupby("series")["keep_probability"].rank(ascending=False, method="min"))
     print("\nseries whose original is not first among all takes:", sorted(worst.loc[(worst["take"] == ORIGINAL) & (worst["rank"] > 1), "series"]))
 
