@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--takes", type=Path, default=default_cache_root().parent / "camera_bursts", help="where the takes are kept between runs")
     parser.add_argument("--model", type=Path, default=paths.MODEL)
     parser.add_argument("--workers", type=int, default=2, help="processes making takes")
+    parser.add_argument("--table", type=Path, help="also write every take's row (series, take, keep_probability, measures) to this parquet")
     parser.add_argument("--strengths", nargs="+", choices=STRENGTH_NAMES, default=list(STRENGTH_NAMES), help="only the takes at these strengths")
     parser.add_argument("--measures", action="store_true", help="also: does each fault's native measure (keeptrash.features.native) see it")
     args = parser.parse_args()
@@ -232,7 +233,10 @@ def main() -> None:
         "load_average": [round(load, 1) for load in os.getloadavg()],
     }
     if args.measures:
-        report["native_measures"] = measure_report(measured_takes(takes, folder))
+        takes = measured_takes(takes, folder)
+        report["native_measures"] = measure_report(takes)
+    if args.table:
+        takes.to_parquet(args.table)
     json.dump(report, sys.stdout, indent=1)
     print()
     print(markdown_table(report))
