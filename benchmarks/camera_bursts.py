@@ -179,6 +179,31 @@ def measures_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+# A first rule for section 2 of issue 27 (the best take by comparison with its siblings), to be validated on photos
+# it was not chosen on: penalties in logits of the keep probability, per decade of sharpness below the sharpest
+# clean sibling, per doubling of noise above the cleanest sibling, per EV away from the series' median, per
+# percentage point of highlights clipped beyond the least-clipped sibling. Noise under VISIBLE_NOISE (8-bit
+# levels / 255, about 1 level) is not seen at 100 %; a noisier take's sharpness is not trusted (its noise passes
+# for detail), so sharpness is compared with the clean takes' only.
+SIBLING_WEIGHTS = {"sharpness": 4.0, "noise": 2.0, "exposure": 2.0, "highlights": 0.1}
+VISIBLE_NOISE = 0.004
+
+
+def sibling_scores(takes: pd.DataFrame) -> pd.Series:
+    series = takes.groupby("series")
+    clean_sharpness = takes["sharpness_native"].where(takes["noise_native"] <= VISIBLE_NOISE)
+    sharpest = clean_sharpness.groupby(takes["series"]).transform("max").fillna(series["sharpness_native"].transform("max"))
+    visible_noise = takes["noise_native"].clip(lower=VISIBLE_NOISE)
+    penalties = (
+        SIBLING_WEIGHTS["sharpness"] * (sharpest - takes["sharpness_native"]).clip(lower=0)
+        + SIBLING_WEIGHTS["noise"] * np.log2(visible_noise / visible_noise.groupby(takes["series"]).transform("min"))
+        + SIBLING_WEIGHTS["exposure"] * (takes["exposure_ev"] - series["exposure_ev"].transform("median")).abs()
+        + SIBLING_WEIGHTS["highlights"] * 100 * (takes["highlights_clipped_native"] - series["highlights_clipped_native"].transform("min"))
+    )
+    probability = takes["keep_probability"].clip(1e-6, 1 - 1e-6)
+    return np.log(probability / (1 - probability)) - penalties
+
+
 def markdown_table(report: dict) -> str:
     every = report["all_faults_at_strength"]
     present = [name for name in STRENGTH_NAMES if name in every]
@@ -199,7 +224,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes making takes")
     parser.add_argument("--table", type=Path, help="also write every take's row (series, take, keep_probability, measures) to this parquet")
     parser.add_argument("--strengths", nargs="+", choices=STRENGTH_NAMES, default=list(STRENGTH_NAMES), help="only the takes at these strengths")
-    parser.add_argument("--measures", action="store_true", help="also: does each fault's native measure (keeptrash.features.native) see it")
+    parser.add_argument("--measures", action="store_true", help="also: does each fault's native measure (keeptrash.features.native) see it, and the ranking with sibling_scores")
     args = parser.parse_args()
     photos = listed_photos(args.large)
     folder = args.takes / f"v{FAULTS_VERSION}"
@@ -235,6 +260,7 @@ def main() -> None:
     if args.measures:
         takes = measured_takes(takes, folder)
         report["native_measures"] = measure_report(takes)
+        report["with_siblings"] = ranking_report(takes.assign(keep_probability=sibling_scores(takes)))
     if args.table:
         takes.to_parquet(args.table)
     json.dump(report, sys.stdout, indent=1)
@@ -242,6 +268,7 @@ def main() -> None:
     print(markdown_table(report))
     if args.measures:
         print("\nthe original better on the fault's native measure:\n" + measures_table(report["native_measures"]))
+        print("\nranked by the model's keep probability and the comparison with the siblings (SIBLING_WEIGHTS):\n" + markdown_table(report["with_siblings"]))
     worst = takes.assign(rank=takes.groupby("series")["keep_probability"].rank(ascending=False, method="min"))
     print("\nseries whose original is not first among all takes:", sorted(worst.loc[(worst["take"] == ORIGINAL) & (worst["rank"] > 1), "series"]))
 
