@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from conftest import LIVEC_IMAGES, PHOTO_NAMES
+from keeptrash.analysis.degradation import jpeg_quality
 from keeptrash.analysis.faults import camera_shake, defocus, exposure, sensor_noise
 from keeptrash.features.native import NATIVE_NAMES, decoded_once, native_measures
 
@@ -68,3 +69,8 @@ def test_one_decode_gives_the_full_pixels_and_a_reduced_view(tmp_path):
     full, view = decoded_once(path, 500)
     assert full.shape == (1500, 2000, 3)
     assert 500 <= min(view.size) < 1000 and view.size == (667, 500)  # a 3-times reduction, the partial last block kept
+
+
+def test_blockiness_rises_as_jpeg_quality_falls(upright):
+    values = [measures(image)["blockiness"] for image in (upright, *(jpeg_quality(upright, quality) for quality in (35.0, 15.0)))]
+    assert values[0] < values[1] < values[2] and values[2] > values[0] + 1, values  # quality 15: twice the steps at the edges

@@ -12,6 +12,8 @@ read the whole-resolution luminance in TILE-pixel tiles instead:
   gradient energy along it falls: anisotropy (0 isotropic, towards 1 one direction only) and that direction.
 - exposure in EV: the log-average linear luminance (what a camera's meter averages) relative to 18 % grey, and
   the shares of clipped highlights (a channel at 254 or more) and crushed shadows (every channel at 2 or less).
+- blockiness: log2 of how much the JPEG blocks' edges step more than their insides, in the tiles read in full
+  (0 for none; a camera's fine JPEG about 0.5, quality 15 several times that).
 """
 
 from pathlib import Path
@@ -41,7 +43,9 @@ NATIVE_NAMES = (
     "exposure_ev",
     "highlights_clipped_native",
     "shadows_clipped_native",
+    "blockiness",
 )
+JPEG_BLOCK = 8
 
 
 def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
@@ -116,13 +120,28 @@ def native_measures(rgb: np.ndarray) -> np.ndarray:
     sharpness = float(np.log10(sharpest_detail))
     relative = float(np.log10(sharpest_detail / max(contrast, SHARPNESS_FLOOR)))
     anisotropy, direction = _shake([lumas[index] for index in sharpest])
+    flat_lumas = {int(index): full_tile(index) for index in flattest}
+    origins = {index: (index // columns * tile, index % columns * tile) for index in (*lumas, *flat_lumas)}
+    blockiness = float(np.log2(np.mean([_blockiness(luma, *origins[index]) for index, luma in {**lumas, **flat_lumas}.items()])))
 
     sampled = rgb[::SAMPLE_STEP, ::SAMPLE_STEP]
     linear = LINEAR_OF_8_BIT[sampled] @ _LINEAR_LUMA_WEIGHTS
     exposure_ev = float(np.log2(np.exp(np.log(linear + 1e-4).mean()) / MID_GREY))
     brightest = sampled.max(axis=2)
     highlights, shadows = float((brightest >= 254).mean()), float((brightest <= 2).mean())
-    return np.array([sharpness, relative, noise, anisotropy, direction, exposure_ev, highlights, shadows], dtype=np.float32)
+    return np.array([sharpness, relative, noise, anisotropy, direction, exposure_ev, highlights, shadows, blockiness], dtype=np.float32)
+
+
+def _blockiness(luma: np.ndarray, top: int, left: int) -> float:
+    """How much larger the steps between neighbouring pixels are across the JPEG's 8 x 8 block edges than inside the
+    blocks (1 for no blocking): a heavily compressed JPEG's blocks are flat inside and step at their edges
+    (Wang, Bovik and Evans 2000). The blocks are counted from the photo's top left corner, as a JPEG's are."""
+    ratios = []
+    for steps, start in ((np.abs(np.diff(luma, axis=1)), left), (np.abs(np.diff(luma, axis=0)).T, top)):
+        # steps[:, j] is between pixels j and j + 1 of the tile, a block edge where start + j + 1 is a multiple of 8
+        edge = (start + np.arange(1, steps.shape[1] + 1)) % JPEG_BLOCK == 0
+        ratios.append(steps[:, edge].mean() / max(float(steps[:, ~edge].mean()), 1e-6))
+    return float(np.mean(ratios))
 
 
 def _shake(tiles: list[np.ndarray]) -> tuple[float, float]:
