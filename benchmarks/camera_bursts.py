@@ -138,14 +138,16 @@ FAULT_MEASURES = {
     "shake": ("sharpness_native", True),
     "underexposed": ("exposure_ev", True),
     "overexposed": ("highlights_clipped_native", False),
-    "jpeg": ("sharpness_relative", True),
+    "jpeg": ("blockiness", False),
 }
 
 
 def measured_takes(takes: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """takes with the native measures of each take, cached in folder/native_measures.parquet by path."""
     cache = folder / "native_measures.parquet"
-    known = pd.read_parquet(cache) if cache.exists() else pd.DataFrame(columns=["path", *NATIVE_NAMES])
+    known = pd.read_parquet(cache) if cache.exists() else None
+    if known is None or list(known.columns) != ["path", *NATIVE_NAMES]:  # measured by another version of the measures
+        known = pd.DataFrame(columns=["path", *NATIVE_NAMES])
     todo = sorted(set(takes["path"]) - set(known["path"]))
     rows = [{"path": path, **dict(zip(NATIVE_NAMES, native_measures(decoded_once(Path(path), 500)[0]).tolist()))} for path in tqdm(todo, desc="native measures", unit="take")]
     if rows:
@@ -182,11 +184,13 @@ def measures_table(report: dict) -> str:
 # A first rule for section 2 of issue 27 (the best take by comparison with its siblings), to be validated on photos
 # it was not chosen on: penalties in logits of the keep probability, per decade of sharpness below the sharpest
 # clean sibling, per doubling of noise above the cleanest sibling, per EV away from the series' median, per
-# percentage point of highlights clipped beyond the least-clipped sibling. Noise under VISIBLE_NOISE (8-bit
-# levels / 255, about 1 level) is not seen at 100 %; a noisier take's sharpness is not trusted (its noise passes
-# for detail), so sharpness is compared with the clean takes' only.
-SIBLING_WEIGHTS = {"sharpness": 4.0, "noise": 2.0, "exposure": 2.0, "highlights": 0.1}
+# percentage point of highlights clipped beyond the least-clipped sibling, per doubling of blocking above the least
+# blocky sibling. Noise under VISIBLE_NOISE (about one 8-bit level) and blocking under VISIBLE_BLOCKINESS are not
+# seen at 100 %; a noisier take's sharpness is not trusted (its noise passes for detail), so sharpness is compared
+# with the clean takes' only.
+SIBLING_WEIGHTS = {"sharpness": 4.0, "noise": 2.0, "exposure": 2.0, "highlights": 0.1, "blockiness": 1.0}
 VISIBLE_NOISE = 0.004
+VISIBLE_BLOCKINESS = 1.0  # block edges stepping twice as much as the blocks' insides
 
 
 def sibling_scores(takes: pd.DataFrame) -> pd.Series:
@@ -194,11 +198,13 @@ def sibling_scores(takes: pd.DataFrame) -> pd.Series:
     clean_sharpness = takes["sharpness_native"].where(takes["noise_native"] <= VISIBLE_NOISE)
     sharpest = clean_sharpness.groupby(takes["series"]).transform("max").fillna(series["sharpness_native"].transform("max"))
     visible_noise = takes["noise_native"].clip(lower=VISIBLE_NOISE)
+    visible_blocks = takes["blockiness"].clip(lower=VISIBLE_BLOCKINESS)
     penalties = (
         SIBLING_WEIGHTS["sharpness"] * (sharpest - takes["sharpness_native"]).clip(lower=0)
         + SIBLING_WEIGHTS["noise"] * np.log2(visible_noise / visible_noise.groupby(takes["series"]).transform("min"))
         + SIBLING_WEIGHTS["exposure"] * (takes["exposure_ev"] - series["exposure_ev"].transform("median")).abs()
         + SIBLING_WEIGHTS["highlights"] * 100 * (takes["highlights_clipped_native"] - series["highlights_clipped_native"].transform("min"))
+        + SIBLING_WEIGHTS["blockiness"] * (visible_blocks - visible_blocks.groupby(takes["series"]).transform("min"))
     )
     probability = takes["keep_probability"].clip(1e-6, 1 - 1e-6)
     return np.log(probability / (1 - probability)) - penalties
