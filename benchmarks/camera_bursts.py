@@ -153,7 +153,7 @@ def measured_takes(takes: pd.DataFrame, folder: Path) -> pd.DataFrame:
     if rows:
         known = pd.concat([known, pd.DataFrame(rows)], ignore_index=True)
         known.to_parquet(cache)
-    return takes.merge(known, on="path")
+    return takes.merge(known.astype({name: float for name in NATIVE_NAMES}), on="path")
 
 
 def measure_report(takes: pd.DataFrame) -> dict:
