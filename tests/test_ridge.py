@@ -35,7 +35,7 @@ def test_ridges_and_leave_one_out_predictions_agree_with_sklearn(rows, columns):
     inputs, target = embedding_like(rows, columns, seed=1)
     mean, scale, reference = sklearn_reference(inputs, target)
     np.testing.assert_allclose(column_moments(inputs), (mean, scale), rtol=1e-12)
-    fit = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS)
+    (fit,) = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS)
     np.testing.assert_allclose(fit.left_out, reference.cv_results_, rtol=1e-6, atol=1e-9)
     best = fit.best(target)
     assert RIDGE_ALPHAS[best] == reference.alpha_
@@ -58,7 +58,7 @@ def test_chunk_size_changes_nothing(rows, columns):
     inputs, target = embedding_like(rows, columns, seed=3)
     moments = [column_moments(inputs, chunk_rows) for chunk_rows in (7, 10_000)]
     np.testing.assert_allclose(moments[0], moments[1], rtol=1e-12)
-    fits = [fit_ridges(inputs, target, *moments[0], RIDGE_ALPHAS, chunk_rows) for chunk_rows in (7, 10_000)]
+    fits = [fit_ridges(inputs, target, *moments[0], RIDGE_ALPHAS, chunk_rows)[0] for chunk_rows in (7, 10_000)]
     np.testing.assert_allclose(fits[0].left_out, fits[1].left_out, rtol=1e-9)
     np.testing.assert_allclose(fits[0].coefficients, fits[1].coefficients, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fits[0].intercepts, fits[1].intercepts, rtol=1e-12)
@@ -71,14 +71,14 @@ def test_a_companion_is_predicted_by_the_ridge_fitted_without_its_row(rows, colu
     companion_of = rng.integers(0, rows, 12)
     companions = np.nan_to_num(inputs[companion_of]) + rng.normal(scale=0.3, size=(12, columns)).astype(np.float32)
     mean, scale = column_moments(inputs)
-    fit = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17, companions=companions, companion_of=companion_of)
+    (fit,) = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17, companions=companions, companion_of=companion_of)
     for companion, row in enumerate(companion_of):
         others = np.arange(rows) != row
-        without = fit_ridges(inputs[others], target[others], mean, scale, RIDGE_ALPHAS)
+        (without,) = fit_ridges(inputs[others], target[others], mean, scale, RIDGE_ALPHAS)
         refitted = standardised(companions[companion : companion + 1].astype(np.float64), mean, scale) @ without.coefficients.T + without.intercepts
         np.testing.assert_allclose(fit.companions_left_out[companion], refitted[0], rtol=1e-6, atol=1e-9)
     # The companions change nothing the rows get.
-    np.testing.assert_array_equal(fit.left_out, fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17).left_out)
+    np.testing.assert_array_equal(fit.left_out, fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 17)[0].left_out)
 
 
 def test_the_final_maps_weight_against_the_blocks_is_chosen_by_leave_one_out():
@@ -100,3 +100,27 @@ def test_the_final_maps_weight_against_the_blocks_is_chosen_by_leave_one_out():
     np.testing.assert_allclose(weighed.apply(named), standardised(embedding.astype(np.float64), weighed.mean, weighed.scale) @ weighed.weights + weighed.intercept[0])
     fixed, _ = RidgeScore.fit(named, target, final_map_weights=(0.5,))  # train.final_map_weight 0.5
     np.testing.assert_allclose(standard_scale / fixed.scale, [1.0] * blocks + [0.5] * final, rtol=1e-12)
+
+
+# Both Gram matrices (the rows' and the columns'), with a noisy copy of some rows as companions.
+@pytest.mark.parametrize(("rows", "columns"), [(70, 160), (260, 50)])
+def test_weightings_sharing_one_gram_matrix_fit_what_each_fits_alone(rows, columns):
+    """Weighing columns by w is standardising them with scale / w: each weighting of one shared fit is the fit of
+    the inputs so standardised. A power of two scales every float exactly, so those fits are the same to the bit;
+    others, such as 0.7, to rounding."""
+    inputs, target = embedding_like(rows, columns, seed=7)
+    rng = np.random.default_rng(8)
+    companion_of = rng.integers(0, rows, 9)
+    companions = np.nan_to_num(inputs[companion_of]) + rng.normal(scale=0.3, size=(9, columns)).astype(np.float32)
+    mean, scale = column_moments(inputs)
+    final_map = np.arange(columns) >= columns // 3
+    weights = (1.0, 0.7, 0.5, 0.35, 0.25)
+    column_weights = tuple(np.where(final_map, weight, 1.0) for weight in weights)
+    shared = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, 23, companions, companion_of, column_weights)
+    for weight, fit, weighting in zip(weights, shared, column_weights):
+        (alone,) = fit_ridges(inputs, target, mean, scale / weighting, RIDGE_ALPHAS, 23, companions, companion_of)
+        for field in ("coefficients", "intercepts", "left_out", "companions_left_out"):
+            if weight in (1.0, 0.5, 0.25):
+                np.testing.assert_array_equal(getattr(fit, field), getattr(alone, field), err_msg=f"{field}, weight {weight}")
+            else:
+                np.testing.assert_allclose(getattr(fit, field), getattr(alone, field), rtol=1e-10, atol=1e-13, err_msg=f"{field}, weight {weight}")

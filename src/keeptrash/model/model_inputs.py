@@ -106,13 +106,15 @@ class RidgeScore:
         (one of final_map_weights) is chosen with the ridge strength; it is folded into `scale`, so applying the ridge is unchanged."""
         mean, standard_scale = column_moments(inputs)
         target = np.asarray(target, dtype=np.float64)
-        fits = []
-        for weight in _final_map_weights(inputs, final_map_weights):
-            scale = standard_scale / np.where(_final_map(inputs), weight, 1.0)
-            ridges = fit_ridges(inputs, target, mean, scale, RIDGE_ALPHAS, companions=companions, companion_of=companion_of)
-            best = ridges.best(target)
-            fits.append((np.mean((target - ridges.left_out[:, best]) ** 2), scale, ridges, best))
-        _, scale, ridges, best = min(fits, key=lambda fit: fit[0])
+        final_map, weights = _final_map(inputs), _final_map_weights(inputs, final_map_weights)
+        fits = fit_ridges(
+            inputs, target, mean, standard_scale, RIDGE_ALPHAS, companions=companions, companion_of=companion_of,
+            column_weights=tuple(np.where(final_map, weight, 1.0) for weight in weights),
+        )
+        errors = [np.mean((target - ridges.left_out[:, ridges.best(target)]) ** 2) for ridges in fits]
+        chosen = int(np.argmin(errors))  # the first of equals
+        ridges, scale = fits[chosen], standard_scale / np.where(final_map, weights[chosen], 1.0)
+        best = ridges.best(target)
         left_out = ridges.left_out[:, best]
         if companions is not None:
             left_out = np.concatenate([left_out, ridges.companions_left_out[:, best]])
