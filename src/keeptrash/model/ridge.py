@@ -5,10 +5,12 @@ while it is used: the fit keeps the column moments, the p x p Gram matrix and on
 by every ridge strength (with fewer rows than columns, of the smaller n x n Gram matrix instead). Each row's exact leave-one-out prediction comes from the hat matrix's diagonal,
 h_ii = 1/n + sum_j t_ij^2 / (s_j + alpha), where t_i are the centred row's coordinates in the Gram matrix's
 eigenbasis and s_j its eigenvalues (the 1/n term is the intercept's, fitted on the other n - 1 rows too):
-leave-one-out residual = residual / (1 - h_ii). Fits on several weightings of the columns (fit_ridges' column_weights)
-share the Gram matrix. Time is one n x p^2 / 2 pass (the symmetric Gram matrix) plus, per weighting, one p^3
-decomposition and one n x p^2 pass (the rows' coordinates); scikit-learn's RidgeCV gives the same numbers but holds
-several float64 copies of the whole input.
+leave-one-out residual = residual / (1 - h_ii). Several weightings of the columns (fit_ridges' column_weights: the
+final feature map's weight against the blocks') share the column sums, the cross products and the Gram matrix, each
+scaled to its weighting, and are decomposed one at a time. Time, in multiply-adds, is n p^2 / 2 (the symmetric Gram
+matrix) plus, per weighting, one p^3 decomposition and an n p^2 pass (the rows' coordinates in its own eigenbasis: not
+shared, as sharing that pass would hold every weighting's p x p basis at once to save only the O(n p) reading of the
+rows); scikit-learn's RidgeCV gives the same numbers but holds several float64 copies of the whole input.
 """
 
 from collections.abc import Callable, Iterator
