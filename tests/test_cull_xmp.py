@@ -273,3 +273,13 @@ def test_a_moved_raw_jpeg_pair_gets_a_sidecar_each_in_darktable_naming_and_undo_
     journal = next(line.split("keeptrash undo ")[1] for line in result.stdout.splitlines() if "keeptrash undo" in line)
     run_keeptrash("undo", journal)
     assert digests(shoot) == original
+
+
+@pytest.mark.parametrize("naming", ["{stem}.xmp", "{name}.xmp"])
+def test_xmp_embed_keeps_a_rating_the_person_set_in_the_photos_sidecar(shoot, model_path, threshold, naming):
+    photo = shoot / NAMES[0]
+    shutil.copyfile(SIDECARS / "lightroom-4-stars.xmp", shoot / naming.format(stem=photo.stem, name=photo.name))
+    result = cull(shoot, model_path, threshold, "--xmp", "embed")
+    assert "1 keep the rating or flag you set" in result.stdout
+    assert "XMP-xmp:Rating" not in exiftool_xmp(photo)  # keeptrash's record only: the sidecar's 4 stars stand
+    assert exiftool_xmp(photo)["XMP-keeptrash:Decision"] in ("keep", "trash")

@@ -24,7 +24,7 @@ from keeptrash.cull.journal import UndoJournal
 from keeptrash.cull.safe_write import hard_linked, remove_stale_partials, write_atomically
 from keeptrash.images import IMAGE_SUFFIXES
 from keeptrash.params import PARAMS_FILE, XmpParams, load_params
-from keeptrash.xmp import EMBEDDABLE_SUFFIXES, XmpError, embedded, existing_sidecars, merged_sidecar, read_packet, sidecar_names
+from keeptrash.xmp import EMBEDDABLE_SUFFIXES, XmpError, embedded, existing_sidecars, merged_sidecar, read_file, read_packet, sidecar_names
 
 RATING, LABEL, PICK_LABEL = "xmp:Rating", "xmp:Label", "digiKam:PickLabel"
 VERDICT_PROPERTIES = (RATING, LABEL, PICK_LABEL)
@@ -86,9 +86,12 @@ def persons_verdict(existing: dict[str, str]) -> str | None:
     return None
 
 
-def changes(existing: dict[str, str], decided: dict[str, str | None], record: dict[str, str], overwrite: bool) -> tuple[dict, str | None]:
-    """The properties to set (None: remove) in XMP holding `existing`, and the person's verdict property left alone."""
-    kept = None if overwrite else persons_verdict(existing)
+def changes(
+    existing: dict[str, str], decided: dict[str, str | None], record: dict[str, str], overwrite: bool, elsewhere: tuple[dict[str, str], ...] = (),
+) -> tuple[dict, str | None]:
+    """The properties to set (None: remove) in XMP holding `existing`, and the person's verdict property left alone:
+    one set there or in the photo's other XMP (`elsewhere`: its sidecars when keeptrash writes into the photo)."""
+    kept = None if overwrite else next(filter(None, map(persons_verdict, (existing, *elsewhere))), None)
     wanted: dict[str, str | None] = dict(record)
     if kept is None:
         for name, value in decided.items():
@@ -195,10 +198,14 @@ def plan_sidecars(
         photo, row, source = next(claimant for claimant in claimants if claimant[0] == photos[0])
         try:
             before, existing = _read_sidecar(source)
+            inside_photo = target == photo
+            # The photo's sidecars override its embedded XMP in every DAM: a verdict the person set there stands too.
+            elsewhere = tuple(map(read_file, existing_sidecars(photo))) if inside_photo else ()
             wanted, kept = changes(
-                existing, verdict(row["keep_probability"], row["decision"], threshold, params), keeptrash_record(row, model_version), overwrite
+                existing, verdict(row["keep_probability"], row["decision"], threshold, params), keeptrash_record(row, model_version), overwrite,
+                elsewhere,
             )
-            write = embedded if target == photo else merged_sidecar
+            write = embedded if inside_photo else merged_sidecar
             after = write(before, wanted, target) if wanted else None
         except (XmpError, OSError) as error:
             plan.problems.append((photo, target, f"{error}; left as it is"))
