@@ -18,6 +18,7 @@ from conftest import CULL_MODEL_PHOTOS, LIVEC_IMAGES
 from exiftool import exiftool_write, exiftool_xmp, needs_exiftool
 from keeptrash.cli import CSV_NAME
 from keeptrash.params import XmpParams
+from keeptrash import xmp
 from keeptrash.xmp import image_data_digest
 from raw_files import write_dng
 
@@ -283,3 +284,16 @@ def test_xmp_embed_keeps_a_rating_the_person_set_in_the_photos_sidecar(shoot, mo
     assert "1 keep the rating or flag you set" in result.stdout
     assert "XMP-xmp:Rating" not in exiftool_xmp(photo)  # keeptrash's record only: the sidecar's 4 stars stand
     assert exiftool_xmp(photo)["XMP-keeptrash:Decision"] in ("keep", "trash")
+
+
+def test_a_sidecar_larger_than_any_real_one_is_refused_before_it_is_read_by_cull_and_the_labels_reader(shoot, model_path, threshold):
+    photo = shoot / NAMES[0]
+    huge = shoot / f"{photo.stem}.xmp"
+    huge.touch()
+    os.truncate(huge, 16 * 2**20 + 1)  # sparse: a real sidecar at its start would not change the refusal
+    with pytest.raises(xmp.XmpError, match=f"{huge}: the sidecar is 16 MiB, over the 16 MiB"):
+        xmp.read_properties(photo)
+    result = cull(shoot, model_path, threshold, "--xmp")
+    assert any(line.startswith("cull: xmp: ") and f"{huge}: the sidecar is 16 MiB, over" in line and "left as it is" in line
+               for line in result.stdout.splitlines()), result.stdout
+    assert huge.stat().st_size == 16 * 2**20 + 1 and huge.stat().st_blocks == 0

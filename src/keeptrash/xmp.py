@@ -12,6 +12,7 @@ caller writes them (safely, see keeptrash.cull.sidecars).
 import hashlib
 import io
 import logging
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +34,9 @@ SIDECAR_SUFFIX = ".xmp"
 # Formats whose files Exiv2 rewrites with their XMP inside (HEIC it only reads; camera RAW files are never rewritten).
 EMBEDDABLE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".dng"}
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
+# Real sidecars are kilobytes, darktable's with a long history a few megabytes; a larger one (a sparse file of
+# gigabytes) would be read whole into memory.
+MAX_SIDECAR_BYTES = 16 * 2**20
 
 
 class XmpError(KeeptrashError):
@@ -100,13 +104,27 @@ def _properties_of(image) -> dict[str, str]:
     return {_qualified(datum.key()): datum.toString() for datum in image.xmpData()}
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The XMP properties of one file: a sidecar (.xmp) or the XMP embedded in a photo; {} when it has none."""
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a sidecar (.xmp) or photo to read XMP from; a sidecar that is not a regular file or is larger than
+    MAX_SIDECAR_BYTES is refused before it is read."""
     try:
-        data = path.read_bytes()
+        if path.suffix.lower() == SIDECAR_SUFFIX:
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                raise XmpError(f"{path}: the sidecar is not a regular file; remove it or rename it")
+            if status.st_size > MAX_SIDECAR_BYTES:
+                raise XmpError(
+                    f"{path}: the sidecar is {status.st_size / 2**20:.0f} MiB, over the {MAX_SIDECAR_BYTES // 2**20} MiB an XMP sidecar can be; "
+                    "repair or remove it"
+                )
+        return path.read_bytes()
     except OSError as error:
         raise XmpError(f"{path}: cannot read it ({error.strerror})") from None
-    return read_packet(data, path)
+
+
+def read_file(path: Path) -> dict[str, str]:
+    """The XMP properties of one file: a sidecar (.xmp) or the XMP embedded in a photo; {} when it has none."""
+    return read_packet(read_bytes(path), path)
 
 
 def read_packet(data: bytes, what: Path) -> dict[str, str]:

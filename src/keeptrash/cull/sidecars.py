@@ -24,7 +24,7 @@ from keeptrash.cull.journal import UndoJournal
 from keeptrash.cull.safe_write import hard_linked, remove_stale_partials, write_atomically
 from keeptrash.images import IMAGE_SUFFIXES
 from keeptrash.params import PARAMS_FILE, XmpParams, load_params
-from keeptrash.xmp import EMBEDDABLE_SUFFIXES, XmpError, embedded, existing_sidecars, merged_sidecar, read_file, read_packet, sidecar_names
+from keeptrash.xmp import EMBEDDABLE_SUFFIXES, XmpError, embedded, existing_sidecars, merged_sidecar, read_bytes, read_file, read_packet, sidecar_names
 
 RATING, LABEL, PICK_LABEL = "xmp:Rating", "xmp:Label", "digiKam:PickLabel"
 VERDICT_PROPERTIES = (RATING, LABEL, PICK_LABEL)
@@ -164,7 +164,7 @@ def _read_sidecar(path: Path | None) -> tuple[bytes | None, dict[str, str]]:
         return None, {}
     if path.is_symlink():
         raise OSError("it is a symlink; keeptrash does not write through one")
-    data = path.read_bytes()
+    data = read_bytes(path)
     return data, read_packet(data, path)
 
 
