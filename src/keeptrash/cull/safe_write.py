@@ -217,10 +217,9 @@ def remove_stale_partials(*folders: Path) -> None:
                 os.unlink(entry.path)
 
 
-def write_atomically(path: Path, data: bytes, replacing: bytes | None) -> None:
-    """Give path the bytes data, all or nothing: written to a partial file beside it, synced, then renamed over the file
-    that held `replacing` (checked just before), or, for replacing None, claimed as a new name that no file has taken
-    meanwhile (FileExistsError). Never through a symlink (ELOOP) and never over a read-only file (EACCES)."""
+def writable_status(path: Path, replacing: bytes | None) -> os.stat_result | None:
+    """path's status (None: no file), or the OSError write_atomically refuses it with: a symlink (ELOOP), not a regular
+    file, a read-only file (EACCES), a file where replacing None expects none or none where replacing expects one."""
     try:
         status = os.lstat(path)
     except FileNotFoundError:
@@ -236,6 +235,14 @@ def write_atomically(path: Path, data: bytes, replacing: bytes | None) -> None:
             raise PermissionError(errno.EACCES, "it is read-only; keeptrash leaves it as it is")
     elif replacing is not None:
         raise FileNotFoundError(errno.ENOENT, "it went away meanwhile")
+    return status
+
+
+def write_atomically(path: Path, data: bytes, replacing: bytes | None) -> None:
+    """Give path the bytes data, all or nothing: written to a partial file beside it, synced, then renamed over the file
+    that held `replacing` (checked just before), or, for replacing None, claimed as a new name that no file has taken
+    meanwhile (FileExistsError). Refused as writable_status refuses."""
+    status = writable_status(path, replacing)
     temp = partial_path(path.parent, path.name, hashlib.sha256(data).hexdigest())
     try:
         handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644 if status is None else stat.S_IMODE(status.st_mode))
