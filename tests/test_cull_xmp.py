@@ -297,3 +297,15 @@ def test_a_sidecar_larger_than_any_real_one_is_refused_before_it_is_read_by_cull
     assert any(line.startswith("cull: xmp: ") and f"{huge}: the sidecar is 16 MiB, over" in line and "left as it is" in line
                for line in result.stdout.splitlines()), result.stdout
     assert huge.stat().st_size == 16 * 2**20 + 1 and huge.stat().st_blocks == 0
+
+
+def test_a_sidecar_name_taken_by_a_folder_is_refused_and_undo_restores_everything_else(shoot, model_path, threshold):
+    taken = shoot / f"{Path(NAMES[2]).stem}.xmp"
+    taken.mkdir()
+    original = digests(shoot)
+    result = cull(shoot, model_path, threshold, "--xmp")
+    assert f"{taken}: not written: it is not a regular file" in result.stdout
+    journal = next(line.split("keeptrash undo ")[1] for line in result.stdout.splitlines() if "keeptrash undo" in line)
+    undone = run_keeptrash("undo", journal)
+    assert f"sidecars restored {len(NAMES) - 1}" in undone.stdout and str(taken) not in undone.stdout
+    assert digests(shoot) == original and taken.is_dir()

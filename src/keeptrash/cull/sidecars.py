@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from keeptrash.cull import KEEP
 from keeptrash.cull.journal import UndoJournal
-from keeptrash.cull.safe_write import hard_linked, remove_stale_partials, write_atomically
+from keeptrash.cull.safe_write import hard_linked, remove_stale_partials, writable_status, write_atomically
 from keeptrash.images import IMAGE_SUFFIXES
 from keeptrash.params import PARAMS_FILE, XmpParams, load_params
 from keeptrash.xmp import EMBEDDABLE_SUFFIXES, XmpError, embedded, existing_sidecars, merged_sidecar, read_bytes, read_file, read_packet, sidecar_names
@@ -223,6 +223,7 @@ def write_sidecars(plan: XmpPlan, journal: UndoJournal) -> None:
         if write.after is None:
             continue
         try:
+            writable_status(write.sidecar, write.before)  # a refused write leaves no journal line for undo to trip over
             backup = _kept_original(write.photo, write.before, journal) if write.inside_photo else None
             journal.record_xmp(write.sidecar, None if backup else write.before, hashlib.sha256(write.after).hexdigest(), backup)
             write_atomically(write.sidecar, write.after, write.before)
