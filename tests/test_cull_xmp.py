@@ -141,15 +141,16 @@ def test_a_merge_keeps_every_other_property_and_the_persons_verdict_unless_overw
 def test_a_second_run_keeps_the_persons_edit_and_undo_restores_every_sidecar_byte_for_byte(shoot, model_path, threshold):
     placed = lay_out_tool_sidecars(shoot)
     original = digests(shoot)
-    cull(shoot, model_path, threshold, "--xmp")
+    first = cull(shoot, model_path, threshold, "--xmp")
     fresh = shoot / Path(NAMES[-1]).with_suffix(".xmp").name
     exiftool_write(fresh, "-XMP-xmp:Rating=2")  # the person rates the photo in Lightroom after keeptrash wrote its verdict
     second = cull(shoot, model_path, threshold, "--xmp")
-    assert "changed 0, unchanged 6; 6 keep the rating or flag you set" in second.stdout
+    # Only keeptrash's own pick label beside the person's new rating goes (it would contradict their rating).
+    assert "changed 1, unchanged 5; 6 keep the rating or flag you set" in second.stdout
     assert exiftool_xmp(fresh)["XMP-xmp:Rating"] == 2
-    journals = list((shoot.parent / "out").glob("undo-*.jsonl"))
-    assert len(journals) == 1  # the second run wrote nothing, so it left no journal
-    result = run_keeptrash("undo", journals[0], expect=2)
+    assert "changed 0, unchanged 6" in cull(shoot, model_path, threshold, "--xmp").stdout
+    journal = next(line.split("keeptrash undo ")[1] for line in first.stdout.splitlines() if "keeptrash undo" in line)
+    result = run_keeptrash("undo", journal, expect=2)
     assert f"{fresh}: changed since keeptrash wrote it" in result.stdout  # the person's later edit stays
     assert "sidecars restored 5" in result.stdout
     assert {name: digest for name, digest in digests(shoot).items() if name != fresh.name} == {
@@ -309,3 +310,17 @@ def test_a_sidecar_name_taken_by_a_folder_is_refused_and_undo_restores_everythin
     undone = run_keeptrash("undo", journal)
     assert f"sidecars restored {len(NAMES) - 1}" in undone.stdout and str(taken) not in undone.stdout
     assert digests(shoot) == original and taken.is_dir()
+
+
+def test_a_person_rerating_a_photo_keeptrash_rejected_removes_keeptrashs_own_reject_flag(shoot, model_path, threshold):
+    cull(shoot, model_path, threshold, "--xmp")
+    table = pd.read_csv(shoot.parent / "out" / CSV_NAME)
+    rejected = Path(table.loc[table["decision"] == "trash", "path"].iloc[0]).with_suffix(".xmp")
+    assert exiftool_xmp(rejected)["XMP-digiKam:PickLabel"] == 1
+    exiftool_write(rejected, "-XMP-xmp:Rating=5")  # the person disagrees in Lightroom
+    result = cull(shoot, model_path, threshold, "--xmp")
+    assert "1 keep the rating or flag you set" in result.stdout
+    after = exiftool_xmp(rejected)
+    assert after["XMP-xmp:Rating"] == 5
+    assert "XMP-digiKam:PickLabel" not in after and "XMP-keeptrash:WrotePickLabel" not in after  # no "5 stars, rejected"
+    assert after["XMP-keeptrash:Decision"] == "trash"

@@ -4,7 +4,8 @@ A trash photo is xmp:Rating -1 (rejected) and digiKam:PickLabel 1; a keep is 1 t
 (params xmp.*_stars_from) and PickLabel 3; a photo near the keep threshold gets the xmp:Label xmp.uncertain_label.
 keeptrash's own namespace holds the probability, decision, model, series and reason, and the verdict values keeptrash
 wrote: a rating, label or pick label that still has the value keeptrash wrote is keeptrash's to change on a later run;
-any other one is the person's, and that photo keeps the person's verdict unless --xmp-overwrite.
+any other one is the person's, and that photo keeps the person's verdict unless --xmp-overwrite; keeptrash's own
+earlier values of the other verdict properties then go, so that none contradicts the person's.
 
 Sidecars are merged, never clobbered (keeptrash.xmp keeps every other property), written all or nothing and never
 through a symlink (keeptrash.cull.safe_write), and the journal keeps each one's previous bytes for `keeptrash undo`.
@@ -98,6 +99,12 @@ def changes(
             if value is None and existing.get(name) not in (None, existing.get(WROTE[name])):
                 continue  # never remove a label keeptrash did not write
             wanted[name] = wanted[WROTE[name]] = value
+    else:
+        # The person overrode keeptrash's verdict: its own earlier values of the other verdict properties (a reject
+        # flag beside their 5 stars) would contradict theirs, so they go.
+        for name in VERDICT_PROPERTIES:
+            if existing.get(name) is not None and existing.get(name) == existing.get(WROTE[name]):
+                wanted[name] = wanted[WROTE[name]] = None
     return {name: value for name, value in wanted.items() if existing.get(name) != value}, kept
 
 
