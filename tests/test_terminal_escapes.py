@@ -77,7 +77,7 @@ def test_undo_shows_hostile_names_escaped(hostile_cull):
     assert result.returncode == 2
     assert_shown_escaped(result, b"undo: ")
     assert f"Fête {ESCAPED}.jpg: missing" in result.stdout.decode("utf-8")
-    assert result.stderr.decode().strip().splitlines() == ["keeptrash: error: 1 photos could not be restored; see the lines above"]
+    assert result.stderr.decode().strip().splitlines() == ["keeptrash: error: 1 photos or sidecars could not be restored; see the lines above"]
 
 
 @pytest.mark.parametrize("command", ["cull", "undo", "review", "report"])
